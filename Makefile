@@ -1,0 +1,31 @@
+# Entry points: `make test`, `make demo`. Everything runs from the project's own .venv (Python 3.12).
+SHELL := /bin/bash
+
+# Python 3.12: `python3.12` on PATH, else pyenv's 3.12.x. The VapourSynth wheel needs >= 3.12.
+PYTHON312 ?= $(shell if python3.12 -c '' 2>/dev/null; then command -v python3.12; \
+	elif command -v pyenv >/dev/null && p=$$(pyenv prefix 3.12.1 2>/dev/null || pyenv prefix 3.12 2>/dev/null) && [ -x "$$p/bin/python3.12" ]; then echo "$$p/bin/python3.12"; fi)
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: test test-all demo venv clean
+
+$(VENV)/.installed: setup.py pyproject.toml
+	@if [ -z "$(PYTHON312)" ]; then \
+	  echo "error: Python 3.12 not found. Install it (e.g. 'pyenv install 3.12.1') or run 'make PYTHON312=/path/to/python3.12'." >&2; exit 1; fi
+	@[ -x $(PY) ] || $(PYTHON312) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	$(VENV)/bin/vapoursynth config >/dev/null 2>&1 || true
+	@touch $@
+
+venv: $(VENV)/.installed
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q -m "not gpu and not trt" $(PYTEST_ARGS)
+
+test-all: $(VENV)/.installed
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+clean:
+	rm -rf build dist *.egg-info
