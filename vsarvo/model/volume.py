@@ -1,0 +1,106 @@
+"""All-range correlation volume pyramid and correlative aggregation (paper Sec. 3.2-3.3, Eq. 2-5).
+
+Eq. 2-4 for one pair and level are softmax attention with scale 1:
+``rho = softmax(Q K^T) V`` with Q the reference features, K the max-pooled neighbour features and
+V = phi_k(K). ``aggregate_naive`` is the literal equations and the executable specification;
+``aggregate`` is the deployable form that never materialises the whole volume.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["aggregate_naive", "aggregate", "auto_chunk", "CorrelativeAggregation"]
+
+# Largest score block the chunked path materialises at once (elements): 2**24 floats = 64 MiB in fp32.
+CHUNK_ELEMENTS = 1 << 24
+
+
+def _as_tokens(x: torch.Tensor) -> torch.Tensor:
+    """[B, C, H, W] -> contiguous [B, 1, H*W, C] (one attention head; layout matters for SDPA's kernels)."""
+    b, c, h, w = x.shape
+    return x.flatten(2).transpose(1, 2).unsqueeze(1).contiguous()
+
+
+def _from_tokens(t: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    b, _, _, c = t.shape
+    return t.squeeze(1).transpose(1, 2).reshape(b, c, h, w)
+
+
+def aggregate_naive(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Literal Eq. 2-4: C = exp(q . k) for every pixel pair, normalised over neighbour positions, times v.
+
+    q [B, C, H, W]; k, v [B, C, h, w] -> [B, C, H, W]. Materialises the whole [B, H*W, h*w] volume and
+    overflows to inf/nan once a dot product exceeds ~88 (fp32): it is the reference, not for deployment.
+    """
+    h, w = q.shape[-2:]
+    qt, kt, vt = (_as_tokens(x).squeeze(1) for x in (q, k, v))
+    volume = torch.exp(qt @ kt.transpose(1, 2))  # Eq. 2
+    normalised = volume / volume.sum(dim=-1, keepdim=True)  # Eq. 3
+    out = normalised @ vt  # Eq. 4
+    return _from_tokens(out.unsqueeze(1), h, w)
+
+
+def auto_chunk(keys: int) -> int:
+    """Query rows per chunk so one score block stays under CHUNK_ELEMENTS (at least 1 row)."""
+    return max(1, CHUNK_ELEMENTS // max(keys, 1))
+
+
+def aggregate(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
+    """Eq. 2-4 without materialising the volume; same contract as ``aggregate_naive``.
+
+    Scores, the max-subtraction, exp and the sums are computed in fp32 whatever the input dtype: with
+    scale 1 the dot products exceed half precision's useful range. Subtracting each row's maximum before
+    exp leaves Eq. 3 unchanged and cannot overflow.
+
+    ``chunk=None``: ``scaled_dot_product_attention(scale=1.0)`` on contiguous [B, 1, L, C] tensors, whose
+    flash / memory-efficient kernels keep memory O(L * C); under ONNX export (where SDPA becomes a
+    whole-volume MatMul-Softmax-MatMul) explicit chunks of ``auto_chunk(h * w)`` query rows are used.
+    ``chunk=n``: explicit chunks of n query rows, memory O(n * h * w).
+    """
+    if chunk is not None and chunk < 1:
+        raise ValueError(f"chunk must be >= 1 or None, got {chunk}")
+    dtype = q.dtype
+    h, w = q.shape[-2:]
+    qt, kt, vt = (_as_tokens(x.float()) for x in (q, k, v))
+    if chunk is None and not torch.onnx.is_in_onnx_export():
+        out = F.scaled_dot_product_attention(qt, kt, vt, scale=1.0)
+    else:
+        step = chunk if chunk is not None else auto_chunk(kt.shape[2])
+        kT = kt.transpose(2, 3)
+        pieces = []
+        for start in range(0, qt.shape[2], step):
+            scores = qt[:, :, start:start + step] @ kT
+            scores = scores - scores.amax(dim=-1, keepdim=True)
+            weights = scores.exp()
+            pieces.append((weights @ vt) / weights.sum(dim=-1, keepdim=True))
+        out = torch.cat(pieces, dim=2) if len(pieces) > 1 else pieces[0]
+    return _from_tokens(out, h, w).to(dtype)
+
+
+class CorrelativeAggregation(nn.Module):
+    """Correlation volume pyramid + correlative aggregation for the pairs (ref<-prev, ref<-ref, ref<-next).
+
+    Takes reference features and a list of neighbour features (each [B, C, H', W']) and returns
+    [B, P * L * C, H', W'] for P neighbours (Eq. 5 per pair, pairs concatenated). At level k the
+    *neighbour* features are max-pooled by 2**k (the reference keeps full resolution, as the paper
+    requires); phi_k is a 3x3 conv on the pooled neighbour features. Assumption: phi_k is shared by the
+    three pairs (it acts on "a neighbour feature map", whichever neighbour it is).
+    """
+
+    def __init__(self, *, channels: int, levels: int, chunk: int | None = None) -> None:
+        super().__init__()
+        if levels < 1:
+            raise ValueError(f"CorrelativeAggregation needs levels >= 1, got {levels}")
+        self.levels = levels
+        self.chunk = chunk
+        self.phi = nn.ModuleList(nn.Conv2d(channels, channels, 3, padding=1) for _ in range(levels))
+
+    def forward(self, ref: torch.Tensor, neighbours: list[torch.Tensor]) -> torch.Tensor:
+        out = []
+        for nbr in neighbours:
+            for k in range(1, self.levels + 1):
+                pooled = F.max_pool2d(nbr, kernel_size=2 ** k, stride=2 ** k, ceil_mode=True)
+                out.append(aggregate(ref, pooled, self.phi[k - 1](pooled), chunk=self.chunk))
+        return torch.cat(out, dim=1)
