@@ -1,0 +1,100 @@
+"""Shipped default weights and the safetensors + JSON format every vsarvo weight file uses.
+
+A weight file ``name.safetensors`` holds the model's state dict; ``name.json`` beside it holds
+``{"config": ARVoConfig fields, "config_digest": ..., "sha256": <hash of the .safetensors>, ...}``.
+Nothing here unpickles anything.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from vsarvo.model import ARVo, ARVoConfig
+
+__all__ = ["DEFAULT_WEIGHTS", "WeightsError", "default_weights_path", "load_model", "save_model", "file_sha256"]
+
+DEFAULT_WEIGHTS = "arvo_tiny"
+
+
+class WeightsError(RuntimeError):
+    """A weight file is missing, corrupt or does not match its config."""
+
+
+def default_weights_path() -> Path:
+    """The shipped default weights (``vsarvo/weights/arvo_tiny.safetensors``)."""
+    return Path(__file__).with_name(f"{DEFAULT_WEIGHTS}.safetensors")
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_suffix(".json")
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The JSON sidecar of a weight file."""
+    side = _sidecar(Path(path))
+    if not side.is_file():
+        raise WeightsError(f"{side} is missing: every .safetensors weight file needs its .json config beside it")
+    try:
+        return json.loads(side.read_text())
+    except json.JSONDecodeError as exc:
+        raise WeightsError(f"{side} is not valid JSON ({exc}); re-export the weights") from exc
+
+
+def load_model(path: str | os.PathLike[str] | None = None) -> ARVo:
+    """Build an ARVo from a weight file (default: the shipped weights), in eval mode on the CPU."""
+    path = Path(path) if path is not None else default_weights_path()
+    if not path.is_file():
+        raise WeightsError(f"weights not found: {path} (pass weights= a .safetensors file written by 'arvo train')")
+    meta = read_metadata(path)
+    try:
+        config = ARVoConfig.from_dict(meta["config"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise WeightsError(f"{_sidecar(path)} has no valid 'config' ({exc})") from exc
+    model = ARVo(config)
+    try:
+        state = load_file(str(path))
+    except Exception as exc:  # safetensors raises its own error types for truncated/garbled files
+        raise WeightsError(f"{path} is not a readable safetensors file ({exc}); re-download or re-train") from exc
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise WeightsError(
+            f"{path} does not match its config: missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}"
+        )
+    return model.eval()
+
+
+def save_model(model: ARVo, path: str | os.PathLike[str], extra: dict[str, Any] | None = None) -> Path:
+    """Write ``path`` (.safetensors) and its JSON sidecar atomically (temp name, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(state, tmp)
+        meta = {"config": model.config.to_dict(), "config_digest": model.config.digest(), "sha256": file_sha256(tmp)}
+        meta.update(extra or {})
+        side_tmp = tmp + ".json"
+        Path(side_tmp).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, path)
+        os.replace(side_tmp, _sidecar(path))
+    finally:
+        for leftover in (tmp, tmp + ".json"):
+            if os.path.exists(leftover):
+                os.unlink(leftover)
+    return path
