@@ -1,0 +1,231 @@
+"""The ARVo model: shapes, warping, aggregation, ablations, weight sharing, determinism."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vsarvo.model import ARVo, ARVoConfig, TemporalDiscriminator, aggregate, aggregate_naive, warp
+from vsarvo.model.flow import PWCNet, local_correlation
+from vsarvo.model.volume import CorrelativeAggregation, auto_chunk
+
+torch.set_num_threads(2)
+
+
+def small(**overrides) -> ARVoConfig:
+    """A configuration smaller still than tiny, so the tests run in seconds."""
+    base = dict(channels=8, encoder_width=4, recon_width=8, recon_blocks=1, flow_width=0.1, disc_width=4)
+    base.update(overrides)
+    return ARVoConfig.tiny(**base)
+
+
+# --- configuration ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("bad", [dict(levels=5), dict(levels=-1), dict(stages=0), dict(stages=4),
+                                 dict(channels=2), dict(flow_width=0.0), dict(recon_blocks=0)])
+def test_invalid_config_raises_value_error_naming_the_value(bad):
+    with pytest.raises(ValueError, match=str(list(bad.values())[0])):
+        ARVoConfig(**bad)
+
+
+def test_presets_follow_the_paper_structure():
+    paper = ARVoConfig.paper()
+    assert (paper.levels, paper.stages, paper.use_flow, paper.flow_width, paper.window) == (3, 2, True, 1.0, 5)
+    tiny = ARVoConfig.tiny()
+    assert (tiny.levels, tiny.stages, tiny.window) == (3, 2, 5)
+    assert ARVoConfig.from_dict(tiny.to_dict()) == tiny
+    assert tiny.digest() != paper.digest()
+
+
+# --- aggregation -----------------------------------------------------------------------------------
+
+def test_chunked_aggregation_matches_the_literal_equations():
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(2, 16, 13, 11, generator=g) * 0.5
+    k = torch.randn(2, 16, 7, 6, generator=g) * 0.5
+    v = torch.randn(2, 16, 7, 6, generator=g)
+    ref = aggregate_naive(q, k, v)
+    for chunk in (None, 1, 5, 64, 10_000):
+        assert (aggregate(q, k, v, chunk=chunk) - ref).abs().max().item() <= 1e-5
+
+
+def test_aggregation_is_a_convex_combination_of_values():
+    g = torch.Generator().manual_seed(1)
+    q, k = torch.randn(1, 4, 5, 5, generator=g), torch.randn(1, 4, 3, 3, generator=g)
+    v = torch.ones(1, 4, 3, 3) * 3.0
+    torch.testing.assert_close(aggregate(q, k, v), torch.full((1, 4, 5, 5), 3.0))
+
+
+def test_aggregate_stays_finite_where_the_literal_form_overflows():
+    g = torch.Generator().manual_seed(2)
+    q = torch.randn(1, 32, 8, 8, generator=g) * 10  # dot products in the hundreds: exp overflows fp32
+    k = torch.randn(1, 32, 4, 4, generator=g) * 10
+    v = torch.randn(1, 32, 4, 4, generator=g)
+    assert not torch.isfinite(aggregate_naive(q, k, v)).all()
+    for chunk in (None, 3):
+        out = aggregate(q, k, v, chunk=chunk)
+        assert torch.isfinite(out).all()
+        # Reference: the same equations in float64, where exp(max - max) is computed without overflow.
+        scores = torch.einsum("bchw,bcn->bhwn", q.double(), k.flatten(2).double())
+        expected = torch.einsum("hwn,cn->chw", scores[0].softmax(-1), v.flatten(2)[0].double())
+        torch.testing.assert_close(out[0].double(), expected, atol=1e-4, rtol=0)
+
+
+def test_half_precision_aggregation_keeps_fp32_scores():
+    g = torch.Generator().manual_seed(3)
+    q = torch.randn(1, 64, 6, 6, generator=g) * 4  # |q.k| ~ 100 > what fp16 exp can hold
+    k = torch.randn(1, 64, 3, 3, generator=g) * 4
+    v = torch.randn(1, 64, 3, 3, generator=g)
+    ref = aggregate(q, k, v)
+    out = aggregate(q.half(), k.half(), v.half(), chunk=4)
+    assert out.dtype == torch.float16 and torch.isfinite(out).all()
+    assert (out.float() - ref).abs().max().item() < 0.05
+
+
+def test_auto_chunk_never_covers_a_whole_large_volume():
+    keys = 32_400  # 1080p level 1
+    assert auto_chunk(keys) * keys <= 1 << 24
+    assert auto_chunk(keys) < 129_600
+
+
+def test_aggregation_pools_only_the_neighbour():
+    agg = CorrelativeAggregation(channels=4, levels=3)
+    ref = torch.randn(1, 4, 16, 12)
+    out = agg(ref, [torch.randn(1, 4, 16, 12)] * 3)
+    assert out.shape == (1, 3 * 3 * 4, 16, 12)  # reference resolution kept at every level
+
+
+# --- flow and warping ------------------------------------------------------------------------------
+
+def test_warping_by_a_constant_flow_reproduces_a_known_shift():
+    img = torch.rand(1, 3, 20, 24)
+    flow = torch.zeros(1, 2, 20, 24)
+    flow[:, 0] = 3.0  # sample 3 px to the right
+    flow[:, 1] = -2.0  # and 2 px up
+    out, valid = warp(img, flow)
+    torch.testing.assert_close(out[..., 2:, :-3], img[..., :-2, 3:])
+    assert valid[..., 2:, :-3].min() == 1 and valid[..., :, -3:].max() == 0 and valid[..., :2, :].max() == 0
+
+
+def test_warping_by_a_half_pixel_flow_interpolates_bilinearly():
+    img = torch.arange(10.0).view(1, 1, 1, 10).expand(1, 1, 4, 10).contiguous()
+    flow = torch.zeros(1, 2, 4, 10)
+    flow[:, 0] = 0.5
+    out, _ = warp(img, flow)
+    torch.testing.assert_close(out[0, 0, 0, :9], torch.arange(9.0) + 0.5)
+
+
+def test_local_correlation_peaks_at_the_true_displacement():
+    f = torch.randn(1, 8, 12, 12)
+    shifted = torch.roll(f, shifts=(1, -2), dims=(2, 3))  # f2(x + d) = f(x) for d = (dy=1, dx=-2)
+    cost = local_correlation(f, shifted, 4)
+    best = cost[0, :, 4:8, 4:8].mean(dim=(1, 2)).argmax().item()
+    assert divmod(best, 9) == (4 + 1, 4 - 2)
+
+
+@pytest.mark.parametrize("size", [(64, 64), (67, 95), (130, 71)])
+def test_flow_net_returns_full_resolution_pixels_for_any_size(size):
+    net = PWCNet(width=0.1).eval()
+    with torch.no_grad():
+        flow = net(torch.rand(1, 3, *size), torch.rand(1, 3, *size))
+    assert flow.shape == (1, 2, *size)
+
+
+# --- the whole model -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("size", [(64, 64), (67, 95)])
+def test_model_restores_the_middle_frame_for_odd_sizes(size):
+    model = ARVo(small()).eval()
+    frames = torch.rand(1, 5, 3, *size)
+    with torch.no_grad():
+        out = model(frames)
+        stages = model.forward_stages(frames)
+    assert out.shape == (1, 3, *size)
+    assert [s.shape[1] for s in stages] == [3, 1]
+    torch.testing.assert_close(stages[-1][:, 0], out)
+
+
+def test_model_rejects_wrong_window_and_tiny_frames():
+    model = ARVo(small())
+    with pytest.raises(ValueError, match="needs 5 frames, got 3"):
+        model(torch.rand(1, 3, 3, 64, 64))
+    with pytest.raises(ValueError, match="at least 64x64"):
+        model.stage(*(torch.rand(1, 3, 32, 80),) * 3)
+
+
+def test_every_parameter_receives_a_gradient():
+    torch.manual_seed(0)
+    model = ARVo(small())
+    frames = torch.rand(1, 5, 3, 64, 64)
+    stages = model.forward_stages(frames)
+    loss = stages[-1].abs().mean() + stages[0].abs().mean()
+    loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
+    assert missing == []
+
+
+def test_stages_share_one_parameter_set():
+    one = sum(p.numel() for p in ARVo(small(stages=1)).parameters())
+    two = sum(p.numel() for p in ARVo(small(stages=2)).parameters())
+    three = sum(p.numel() for p in ARVo(small(stages=3)).parameters())
+    assert one == two == three
+
+
+def test_two_stage_output_is_the_stage_applied_to_stage_outputs():
+    model = ARVo(small()).eval()
+    x = torch.rand(1, 5, 3, 64, 64)
+    with torch.no_grad():
+        r1 = [model.stage(x[:, j - 1], x[:, j], x[:, j + 1]) for j in (1, 2, 3)]
+        expected = model.stage(*r1)
+        torch.testing.assert_close(model(x), expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("switch", [dict(levels=0), dict(levels=1), dict(use_flow=False)])
+def test_ablation_switches_change_the_computation(switch):
+    torch.manual_seed(0)
+    base = ARVo(small())
+    torch.manual_seed(0)
+    other = ARVo(small(**switch))
+    # Copy every shared parameter so only the switch differs.
+    other.load_state_dict({k: v for k, v in base.state_dict().items() if k in other.state_dict()
+                           and other.state_dict()[k].shape == v.shape}, strict=False)
+    x = torch.rand(1, 5, 3, 64, 64)
+    with torch.no_grad():
+        assert (base(x) - other(x)).abs().max() > 1e-4
+    if "use_flow" in switch:
+        assert other.stage.flow is None
+    if switch.get("levels") == 0:
+        assert other.stage.aggregation is None
+
+
+def test_eval_mode_is_deterministic():
+    model = ARVo(small()).eval()
+    x = torch.rand(1, 5, 3, 64, 72)
+    with torch.no_grad():
+        assert torch.equal(model(x), model(x))
+
+
+def test_tiled_stage_equals_whole_frame_stage():
+    model = ARVo(small()).eval()
+    frames = [torch.rand(1, 3, 90, 150) for _ in range(3)]
+    with torch.no_grad():
+        whole = model.stage(*frames)
+        tiled = model.stage(*frames, tile=32)
+    assert (whole - tiled).abs().max().item() < 1e-5
+
+
+def test_too_small_tile_overlap_changes_the_result():
+    # The guard that the exactness test above is meaningful: a halo below the receptive field is not exact.
+    model = ARVo(small()).eval()
+    frames = [torch.rand(1, 3, 96, 96) for _ in range(3)]
+    with torch.no_grad():
+        whole = model.stage(*frames)
+        cut = model.stage(*frames, tile=32, tile_overlap=0)
+    assert (whole - cut).abs().max().item() > 1e-4
+
+
+def test_discriminator_gives_one_logit_per_sequence_and_separates_inputs():
+    disc = TemporalDiscriminator(width=4)
+    seq = torch.rand(2, 3, 3, 64, 64)
+    out = disc(seq)
+    assert out.shape == (2,)
+    assert (disc(seq) - disc(torch.zeros_like(seq))).abs().max() > 0
