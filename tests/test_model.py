@@ -146,7 +146,7 @@ def test_model_restores_the_middle_frame_for_odd_sizes(size):
 
 def test_model_rejects_wrong_window_and_tiny_frames():
     model = ARVo(small())
-    with pytest.raises(ValueError, match="needs 5 frames, got 3"):
+    with pytest.raises(ValueError, match="need 5 frames, got 3"):
         model(torch.rand(1, 3, 3, 64, 64))
     with pytest.raises(ValueError, match="at least 64x64"):
         model.stage(*(torch.rand(1, 3, 32, 80),) * 3)

@@ -133,18 +133,22 @@ class ARVo(nn.Module):
         self.config = config
         self.stage = ARVoStage(config)
 
-    def forward_stages(self, frames: torch.Tensor) -> list[torch.Tensor]:
-        """All stage outputs: element s is [B, 2*(stages-s)-1, 3, H, W]; the last one is [B, 1, 3, H, W]."""
+    def forward_stages(self, frames: torch.Tensor, stages: int | None = None) -> list[torch.Tensor]:
+        """All stage outputs: element s is [B, 2*(stages-s)-1, 3, H, W]; the last one is [B, 1, 3, H, W].
+
+        ``stages`` below the configured number runs fewer passes over a 2*stages+1 window (training's
+        single-stage curriculum, the filter's stages= argument).
+        """
+        stages = self.config.stages if stages is None else stages
+        if not 1 <= stages <= self.config.stages:
+            raise ValueError(f"stages must be in 1..{self.config.stages}, got {stages}")
         if frames.dim() != 5 or frames.shape[2] != 3:
             raise ValueError(f"frames must be [B, T, 3, H, W], got {tuple(frames.shape)}")
-        if frames.shape[1] != self.config.window:
-            raise ValueError(
-                f"this model has {self.config.stages} stages and needs {self.config.window} frames, "
-                f"got {frames.shape[1]}"
-            )
+        if frames.shape[1] != 2 * stages + 1:
+            raise ValueError(f"{stages} stage(s) need {2 * stages + 1} frames, got {frames.shape[1]}")
         outputs = []
         x = frames
-        for _ in range(self.config.stages):
+        for _ in range(stages):
             b, t = x.shape[:2]
             n = t - 2
             # All triples of this stage in one batch: shared weights, one call.
@@ -155,5 +159,7 @@ class ARVo(nn.Module):
             outputs.append(x)
         return outputs
 
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        return self.forward_stages(frames)[-1][:, 0]
+    def forward(self, frames: torch.Tensor, *, all_stages: bool = False, stages: int | None = None) -> torch.Tensor | list[torch.Tensor]:
+        """The restored middle frame; with ``all_stages`` the list from ``forward_stages`` instead."""
+        outputs = self.forward_stages(frames, stages)
+        return outputs if all_stages else outputs[-1][:, 0]
