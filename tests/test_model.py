@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vsarvo.model import ARVo, ARVoConfig, TemporalDiscriminator, aggregate, aggregate_naive, warp
+from vsarvo.model import ARVo, ARVoConfig, TemporalDiscriminator, aggregate, aggregate_naive, restore_clip, warp
 from vsarvo.model.flow import PWCNet, local_correlation
 from vsarvo.model.volume import CorrelativeAggregation, auto_chunk
 
@@ -229,3 +229,16 @@ def test_discriminator_gives_one_logit_per_sequence_and_separates_inputs():
     out = disc(seq)
     assert out.shape == (2,)
     assert (disc(seq) - disc(torch.zeros_like(seq))).abs().max() > 0
+
+
+def test_restore_clip_clamps_edges_per_stage_and_respects_cuts():
+    model = ARVo(small()).eval()
+    clip = torch.rand(5, 3, 64, 64)
+    with torch.no_grad():
+        out = restore_clip(model, clip, cuts={3})
+        st = lambda a, b, c: model.stage(clip[a:a + 1], clip[b:b + 1], clip[c:c + 1]).clamp(0, 1)  # noqa: E731
+        r1 = [st(0, 0, 1), st(0, 1, 2), st(1, 2, 2), st(3, 3, 4), st(3, 4, 4)]  # frame 3 starts a scene
+        expected_0 = model.stage(r1[0], r1[0], r1[1]).clamp(0, 1)
+        expected_2 = model.stage(r1[1], r1[2], r1[2]).clamp(0, 1)
+    torch.testing.assert_close(out[0:1], expected_0, atol=1e-5, rtol=0)
+    torch.testing.assert_close(out[2:3], expected_2, atol=1e-5, rtol=0)

@@ -12,7 +12,7 @@ from .reconstruct import Reconstruction
 from .tiling import ALIGN, run_tiled
 from .volume import CorrelativeAggregation
 
-__all__ = ["ARVoStage", "ARVo", "MIN_SIZE"]
+__all__ = ["ARVoStage", "ARVo", "MIN_SIZE", "restore_clip", "clamp_index"]
 
 MIN_SIZE = 64  # smallest frame edge we support (the flow pyramid pads to 64 anyway)
 
@@ -163,3 +163,39 @@ class ARVo(nn.Module):
         """The restored middle frame; with ``all_stages`` the list from ``forward_stages`` instead."""
         outputs = self.forward_stages(frames, stages)
         return outputs if all_stages else outputs[-1][:, 0]
+
+
+def clamp_index(i: int, n: int) -> int:
+    return min(max(i, 0), n - 1)
+
+
+@torch.no_grad()
+def restore_clip(
+    model: ARVo,
+    frames: torch.Tensor,
+    *,
+    stages: int | None = None,
+    cuts: set[int] | None = None,
+) -> torch.Tensor:
+    """Restore every frame of a clip [T, 3, H, W] the way the VapourSynth filter does; returns [T, 3, H, W].
+
+    Per stage, frame j is restored from (j-1, j, j+1) with indices clamped to the clip, so the edges
+    repeat the edge frame; each stage's outputs feed the next (R1_j, then out_i from R1). ``cuts`` holds
+    the frame indices that start a new scene: a neighbour across a cut is replaced by the reference.
+    Outputs are clamped to [0, 1] after every stage, as a deployed filter hands frames on.
+    """
+    stages = model.config.stages if stages is None else stages
+    cuts = cuts or set()
+    x = frames
+    n = x.shape[0]
+    for _ in range(stages):
+        out = []
+        for j in range(n):
+            p, q = clamp_index(j - 1, n), clamp_index(j + 1, n)
+            if j in cuts:  # j starts a scene: the previous frame belongs to another shot
+                p = j
+            if q in cuts and q != j:
+                q = j
+            out.append(model.stage(x[p:p + 1], x[j:j + 1], x[q:q + 1]).clamp(0, 1))
+        x = torch.cat(out)
+    return x
