@@ -170,19 +170,24 @@ def test_python_exception_comes_back_as_vs_error_with_type_message_and_traceback
     assert 'File "<string>", line 5, in fail' in traceback
 
 
-def test_vs_error_from_the_implementation_keeps_just_its_message() -> None:
+@pytest.mark.parametrize(("raised", "message"), [
+    ("Deblur: variable-format clips are not supported", "Deblur: variable-format clips are not supported"),
+    ("arvo.Deblur: weights missing", "arvo.Deblur: weights missing"),
+    ("Invert: clip must be integer", "Deblur: Invert: clip must be integer"),
+])
+def test_vs_error_from_the_implementation_keeps_its_message_named_after_deblur(raised: str, message: str) -> None:
     out = run_python(f"""
         import vapoursynth as vs
         core = vs.core
         def fail(**options):
-            raise vs.Error("Deblur: variable-format clips are not supported; convert with resize first")
+            raise vs.Error({raised!r})
         core.arvo.RegisterImplementation(func=fail)
         try:
             core.arvo.Deblur({BLANK})
         except vs.Error as error:
             print(repr(str(error)))
     """)
-    assert ast.literal_eval(out) == "Deblur: variable-format clips are not supported; convert with resize first"
+    assert ast.literal_eval(out) == message
 
 
 def test_implementation_that_returns_no_clip_is_a_deblur_error() -> None:
@@ -336,6 +341,22 @@ def test_register_with_core_forwards_to_vsarvo_filter_deblur_with_bool_flags() -
         print(out.get_frame(0)[0][0, 0])
     """)
     assert out.splitlines() == ["[('compile', 'True'), ('scene_change', 'False'), ('streams', '2')]", "245"]
+
+
+def test_register_with_core_on_a_core_without_the_plugin_names_the_plugin_folder() -> None:
+    out = run_python(prelude=POLICY, code="""
+        import vsarvo
+        environment = policy.api.create_environment(flags=vs.CoreCreationFlags.DISABLE_AUTO_LOADING)
+        policy.set_environment(environment)
+        try:
+            vsarvo.register_with_core()
+        except vs.Error as error:
+            print(str(error))
+        print(vs.get_plugin_dir())
+    """)
+    message, plugin_dir = out.splitlines()
+    assert message.startswith("vsarvo: the arvo plugin is not loaded on this core; reinstall vsarvo")
+    assert message.endswith(plugin_dir)
 
 
 def parse_vapoursynth_signature(signature: str) -> list[tuple[str, str, bool]]:

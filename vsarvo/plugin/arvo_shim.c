@@ -254,15 +254,27 @@ static int register_from_python(char *error, size_t size) {
     return result != NULL;
 }
 
+/* The prefix that makes `message` name the filter: none when it already starts
+   with "Deblur: " or "<namespace>.Deblur: " (as vsarvo's own messages do),
+   "Deblur: " otherwise. */
+static const char *deblur_prefix(const char *message, size_t length) {
+    static const char name[] = "Deblur";
+    const char *colon = memchr(message, ':', length);
+    size_t head = colon ? (size_t)(colon - message) : 0;
+    int named = colon && head >= sizeof(name) - 1 && !memchr(message, ' ', head) &&
+                !strncmp(colon - (sizeof(name) - 1), name, sizeof(name) - 1) &&
+                (head == sizeof(name) - 1 || colon[-(int)sizeof(name)] == '.');
+    return named ? "" : "Deblur: ";
+}
+
 /* VapourSynth hands an exception raised by a Python implementation back as
-   "\n" + its formatted traceback. Writes "Deblur: <Type>: <message>" followed by
-   the traceback, or just "Deblur: <message>" for a vapoursynth.Error (raised on
-   purpose, with a message meant for the user), into `error`. Any other error
-   text is passed on with the "Deblur: " prefix. */
+   "\n" + its formatted traceback. Writes "<Type>: <message>" followed by the
+   traceback, or just the message for a vapoursynth.Error (raised on purpose,
+   with a message meant for the user), into `error`, named after the filter
+   (deblur_prefix). Error text without a traceback is passed on the same way. */
 static void format_implementation_error(const char *raw, char *error, size_t size) {
     static const char header[] = "Traceback (most recent call last):\n";
     static const char vs_error[] = "vapoursynth.Error: ";
-    static const char prefix[] = "Deblur: ";
     const char *last = NULL, *found = raw, *exception, *trace = raw;
     size_t length, trace_length;
 
@@ -271,7 +283,7 @@ static void format_implementation_error(const char *raw, char *error, size_t siz
         found += sizeof(header) - 1;
     }
     if (!last) {
-        snprintf(error, size, "%s%s", strncmp(raw, prefix, sizeof(prefix) - 1) ? prefix : "", raw);
+        snprintf(error, size, "%s%s", deblur_prefix(raw, strlen(raw)), raw);
         return;
     }
     /* In the last (outermost) traceback the frame lines are indented; the
@@ -289,8 +301,7 @@ static void format_implementation_error(const char *raw, char *error, size_t siz
     if (!strncmp(exception, vs_error, sizeof(vs_error) - 1)) {
         exception += sizeof(vs_error) - 1;
         length -= sizeof(vs_error) - 1;
-        snprintf(error, size, "%s%.*s", strncmp(exception, prefix, sizeof(prefix) - 1) ? prefix : "", (int)length,
-                 exception);
+        snprintf(error, size, "%s%.*s", deblur_prefix(exception, length), (int)length, exception);
         return;
     }
     while (*trace == '\n')
@@ -298,7 +309,7 @@ static void format_implementation_error(const char *raw, char *error, size_t siz
     trace_length = strlen(trace);
     while (trace_length && trace[trace_length - 1] == '\n')
         trace_length--;
-    snprintf(error, size, "%s%.*s\n\n%.*s", prefix, (int)length, exception, (int)trace_length, trace);
+    snprintf(error, size, "Deblur: %.*s\n\n%.*s", (int)length, exception, (int)trace_length, trace);
 }
 
 /* ---- the public functions ---------------------------------------------- */
