@@ -39,6 +39,12 @@ class Reconstruction(nn.Module):
         self.half_blocks = nn.Sequential(*[ResBlock(w2) for _ in range(blocks)])
         self.up_full = nn.ConvTranspose2d(w2, w1, 4, stride=2, padding=1)
         self.decode_full = nn.Sequential(*[ResBlock(w1) for _ in range(blocks)], nn.Conv2d(w1, 3, 3, padding=1))
+        # Start close to the identity (output = blurry input): a freshly initialised residual head would
+        # add noise and cost the first few hundred steps just learning to be quiet. Small, not zero, so
+        # every layer still receives a gradient from the first step.
+        with torch.no_grad():
+            self.decode_full[-1].weight.mul_(0.01)
+            self.decode_full[-1].bias.zero_()
         self.SKIP_RADIUS = 1 + 2
         self.DECODE_RADIUS = 2 * blocks + 1
 

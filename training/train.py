@@ -1,0 +1,470 @@
+"""Progressive generative-adversarial training of ARVo (paper Sec. 3.4), as one readable loop.
+
+data -> model -> losses (L1 on every stage output + alpha * adversarial) -> Adam -> checkpoint.
+Run ``arvo train --help`` (or ``python -m vsarvo.training.train``); ``torchrun --nproc_per_node=N`` for
+several GPUs (DistributedDataParallel). Every ARVoConfig switch is a flag.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from vsarvo.model import ARVo, ARVoConfig, TemporalDiscriminator
+from vsarvo.weights import save_model
+
+__all__ = ["TrainConfig", "Trainer", "add_parser", "main"]
+
+
+@dataclass(kw_only=True)
+class TrainConfig:
+    """One training run. Paper recipe: Adam lr 1e-4 halved every 200 epochs, 256x256 crops, alpha = 0.1."""
+
+    model: ARVoConfig = field(default_factory=ARVoConfig.tiny)
+    out_dir: str = "runs/arvo"
+    data: str | None = None  # dataset root (DVD / GoPro / HFR-DVD / paired); None = procedural synthetic clips
+    procedural_clips: int = 64  # clips pre-rendered when data is None
+    procedural_size: int = 160  # their frame edge
+    procedural_frames: int = 9
+    crop: int = 256
+    batch_size: int = 8
+    steps: int = 100_000
+    stage1_steps: int = 0  # progressive curriculum: train a single stage on triples first (3x cheaper)
+    flow_pretrain_steps: int = 0  # PWC-Net on synthetic pairs with known flow before joint training
+    lr: float = 1e-4
+    lr_halve_epochs: int = 200
+    adv_weight: float = 0.1  # 0 switches the adversarial loss off
+    clip_grad: float = 1.0
+    seed: int = 0
+    amp: bool = True  # CUDA only
+    checkpoint_every: int = 200
+    validate_every: int = 200
+    val_clips: int = 4
+    log_every: int = 10
+    device: str | None = None
+    threads: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["model"] = self.model.to_dict()
+        return d
+
+
+# ---------------------------------------------------------------------------------------------------
+# data
+
+
+def make_datasets(cfg: TrainConfig) -> tuple[Any, Any]:
+    """Training and validation datasets of (blur [T,3,h,w], sharp [T,3,h,w]) windows, T = model window."""
+    window = cfg.model.window
+    if cfg.data is None:
+        from vsarvo.training.rendered import RenderedClips
+
+        cache = Path(cfg.out_dir) / "cache"
+        train = RenderedClips(
+            clips=cfg.procedural_clips, frames=cfg.procedural_frames, size=cfg.procedural_size,
+            window=window, crop=cfg.crop, split="train", seed=cfg.seed,
+            cache=cache / f"train_{cfg.procedural_clips}x{cfg.procedural_frames}x{cfg.procedural_size}_s{cfg.seed}.pt",
+        )
+        val = RenderedClips(
+            clips=cfg.val_clips, frames=window, size=cfg.procedural_size, window=window, crop=None,
+            split="test", seed=cfg.seed + 10_000, augment=False,
+            cache=cache / f"val_{cfg.val_clips}x{window}x{cfg.procedural_size}_s{cfg.seed}.pt",
+        )
+        return train, val
+    from vsarvo.training import datasets
+
+    train = datasets.open_dataset(cfg.data, split="train", window=window, crop=cfg.crop)
+    try:
+        val = datasets.open_dataset(cfg.data, split="test", window=window, crop=cfg.crop, augment=False)
+    except (FileNotFoundError, ValueError):
+        val = None
+    return train, val
+
+
+def step_seed(seed: int, step: int, rank: int) -> int:
+    return (seed * 1_000_003 + step * 7919 + rank) % (2**31)
+
+
+def fetch_batch(dataset: Any, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch fully determined by ``seed`` (indices, crops, flips), so --resume continues bit-exactly."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    idx = torch.randint(len(dataset), (size,)).tolist()
+    items = [dataset[i] for i in idx]
+    return torch.stack([b for b, _ in items]), torch.stack([s for _, s in items])
+
+
+# ---------------------------------------------------------------------------------------------------
+# losses
+
+
+def restoration_losses(model: nn.Module, blur: torch.Tensor, sharp: torch.Tensor, stages: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """L1 on the final output and on every intermediate stage output, each against its sharp frame.
+
+    ``stages`` may be below the model's (the single-stage curriculum): the window is then cut to the
+    middle 2*stages+1 frames. ``model`` is the ARVo (or its DDP wrapper). Returns (loss, stage outputs).
+    """
+    t = blur.shape[1]
+    lo = (t - (2 * stages + 1)) // 2
+    blur = blur[:, lo:lo + 2 * stages + 1]
+    sharp = sharp[:, lo:lo + 2 * stages + 1]
+    outputs = model(blur, all_stages=True, stages=stages)
+    loss = F.l1_loss(outputs[-1], sharp[:, stages:stages + 1])
+    for s, out in enumerate(outputs[:-1], start=1):
+        loss = loss + F.l1_loss(out, sharp[:, s:s + out.shape[1]]) / (stages - 1)
+    return loss, outputs
+
+
+def restored_sequence(outputs: list[torch.Tensor]) -> torch.Tensor:
+    """{R^{S-1}_{i-1}, R^S_i, R^{S-1}_{i+1}}: what the temporal discriminator judges (needs >= 2 stages)."""
+    prev_stage, last = outputs[-2], outputs[-1]
+    mid = prev_stage.shape[1] // 2
+    return torch.stack((prev_stage[:, mid - 1], last[:, 0], prev_stage[:, mid + 1]), dim=1)
+
+
+def sharp_sequence(sharp: torch.Tensor) -> torch.Tensor:
+    mid = sharp.shape[1] // 2
+    return sharp[:, mid - 1:mid + 2]
+
+
+# ---------------------------------------------------------------------------------------------------
+# the loop
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class Trainer:
+    """Holds model, discriminator, optimisers and history; ``step()`` runs one optimisation step."""
+
+    def __init__(self, cfg: TrainConfig, *, dataset: Any = None, val_dataset: Any = None) -> None:
+        self.cfg = cfg
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        if cfg.device is not None:
+            self.device = torch.device(cfg.device)
+        elif torch.cuda.is_available():
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        else:
+            self.device = torch.device("cpu")
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        self.model = ARVo(cfg.model).to(self.device)
+        self.disc = TemporalDiscriminator(width=cfg.model.disc_width).to(self.device)
+        self.train_model: nn.Module = self.model
+        if self.world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.train_model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids, find_unused_parameters=True)
+            self.disc = nn.parallel.DistributedDataParallel(self.disc, device_ids=ids)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.lr)
+        self.use_amp = cfg.amp and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.step_index = 0
+        self.history: dict[str, list[list[float]]] = {"loss": [], "l1": [], "adv": [], "val_psnr": [], "flow_epe": []}
+        if dataset is None:
+            dataset, val_dataset = make_datasets(cfg)
+        self.dataset, self.val_dataset = dataset, val_dataset
+        self.out_dir = Path(cfg.out_dir)
+
+    # -- schedule ----------------------------------------------------------------------------------
+
+    def steps_per_epoch(self) -> int:
+        return max(1, math.ceil(len(self.dataset) / (self.cfg.batch_size * self.world)))
+
+    def lr_at(self, step: int) -> float:
+        epoch = step // self.steps_per_epoch()
+        return self.cfg.lr * 0.5 ** (epoch // self.cfg.lr_halve_epochs)
+
+    def stages_at(self, step: int) -> int:
+        return 1 if step < self.cfg.stage1_steps else self.cfg.model.stages
+
+    # -- one step ----------------------------------------------------------------------------------
+
+    def step(self) -> dict[str, float]:
+        cfg = self.cfg
+        step = self.step_index
+        lr = self.lr_at(step)
+        for opt in (self.opt, self.opt_d):
+            for group in opt.param_groups:
+                group["lr"] = lr
+        blur, sharp = fetch_batch(self.dataset, cfg.batch_size, step_seed(cfg.seed, step, self.rank))
+        blur, sharp = blur.to(self.device), sharp.to(self.device)
+        stages = self.stages_at(step)
+        use_adv = cfg.adv_weight > 0 and stages >= 2
+        self.train_model.train()
+        with torch.autocast(self.device.type, enabled=self.use_amp):
+            l1, outputs = restoration_losses(self.train_model, blur, sharp, stages)
+            adv = torch.zeros((), device=self.device)
+            if use_adv:
+                logits = self.disc(restored_sequence(outputs))
+                adv = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+            loss = l1 + cfg.adv_weight * adv
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.opt)
+        nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+
+        if use_adv:
+            with torch.autocast(self.device.type, enabled=self.use_amp):
+                real = self.disc(sharp_sequence(sharp[:, (sharp.shape[1] - cfg.model.window) // 2:]))
+                fake = self.disc(restored_sequence([o.detach() for o in outputs]))
+                d_loss = F.binary_cross_entropy_with_logits(real, torch.ones_like(real)) + \
+                    F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
+            self.opt_d.zero_grad(set_to_none=True)
+            self.scaler.scale(d_loss).backward()
+            self.scaler.step(self.opt_d)
+            self.scaler.update()
+
+        self.step_index += 1
+        record = {"loss": loss.item(), "l1": l1.item(), "adv": adv.item()}
+        for key, value in record.items():
+            self.history[key].append([self.step_index, value])
+        return record
+
+    # -- flow pretraining ----------------------------------------------------------------------------
+
+    def pretrain_flow(self, steps: int, *, size: int = 128, batch: int = 8) -> float:
+        """Supervised PWC-Net training on synthetic pairs with known flow; returns the final EPE (px)."""
+        from vsarvo.training.procedural import make_flow_pair
+
+        flow_net = self.model.stage.flow
+        if flow_net is None or steps <= 0:
+            return float("nan")
+        opt = torch.optim.Adam(flow_net.parameters(), lr=self.cfg.lr * 10)
+        epe = float("nan")
+        for i in range(steps):
+            rng = np.random.default_rng(step_seed(self.cfg.seed, i, self.rank) + 77)
+            pairs = [make_flow_pair(rng, (size, size)) for _ in range(batch)]
+            im1, im2, flow, valid = (torch.stack(t).to(self.device) for t in zip(*pairs))
+            pred = flow_net(im1, im2)
+            err = (pred - flow).norm(dim=1)[valid]  # end-point error where the flow is defined
+            loss = err.mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(flow_net.parameters(), self.cfg.clip_grad)
+            opt.step()
+            epe = err.mean().item()
+            self.history["flow_epe"].append([i + 1, epe])
+            if (i + 1) % self.cfg.log_every == 0 and self.rank == 0:
+                log(f"flow pretrain {i + 1}/{steps}: EPE {epe:.3f} px")
+        return epe
+
+    # -- validation --------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def validate(self) -> float:
+        """Mean PSNR (dB, RGB in [0, 1] -> uint8 as the DVD papers report) on the validation windows."""
+        from vsarvo.training.metrics import psnr
+
+        if self.val_dataset is None or len(self.val_dataset) == 0:
+            return float("nan")
+        self.model.eval()
+        scores = []
+        for i in range(len(self.val_dataset)):
+            blur, sharp = self.val_dataset[i]
+            out = self.model(blur.unsqueeze(0).to(self.device))[0]
+            mid = sharp.shape[0] // 2
+            scores.append(psnr(to_uint8(out), to_uint8(sharp[mid])))
+        value = float(np.mean(scores))
+        self.history["val_psnr"].append([self.step_index, value])
+        return value
+
+    # -- checkpoints -------------------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "step": self.step_index,
+            "model": self.model.state_dict(),
+            "disc": (self.disc.module if hasattr(self.disc, "module") else self.disc).state_dict(),
+            "opt": self.opt.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "history": self.history,
+            "config": json.dumps(self.cfg.to_dict()),
+        }
+
+    def save_checkpoint(self, path: Path | None = None) -> Path:
+        path = path or self.out_dir / "checkpoint.pt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_torch_save(self.state(), path)
+        return path
+
+    def load_checkpoint(self, path: str | os.PathLike[str]) -> None:
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        saved_model = json.loads(state["config"])["model"]
+        if saved_model != self.cfg.model.to_dict():
+            raise ValueError(f"checkpoint {path} was trained with model config {saved_model}, not {self.cfg.model.to_dict()}")
+        self.model.load_state_dict(state["model"])
+        (self.disc.module if hasattr(self.disc, "module") else self.disc).load_state_dict(state["disc"])
+        self.opt.load_state_dict(state["opt"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.history = state["history"]
+        self.step_index = int(state["step"])
+
+    # -- driver ------------------------------------------------------------------------------------
+
+    def fit(self) -> None:
+        cfg = self.cfg
+        start = time.time()
+        first = self.step_index
+        while self.step_index < cfg.steps:
+            record = self.step()
+            n = self.step_index
+            if self.rank != 0:
+                continue
+            if n % cfg.log_every == 0 or n == cfg.steps:
+                rate = (n - first) / max(time.time() - start, 1e-9)
+                eta = (cfg.steps - n) / max(rate, 1e-9)
+                log(f"step {n}/{cfg.steps} stages {self.stages_at(n - 1)} loss {record['loss']:.4f} "
+                    f"l1 {record['l1']:.4f} adv {record['adv']:.3f} lr {self.lr_at(n - 1):.2e} "
+                    f"{rate:.2f} it/s ETA {eta / 60:.1f} min")
+            if n % cfg.validate_every == 0 or n == cfg.steps:
+                log(f"step {n}: validation PSNR {self.validate():.2f} dB")
+            if n % cfg.checkpoint_every == 0 or n == cfg.steps:
+                self.save_checkpoint()
+                self.write_outputs()
+
+    def write_outputs(self) -> None:
+        """Weights as safetensors + JSON, the loss/validation curves as PNG, history as JSON."""
+        save_model(self.model, self.out_dir / "arvo.safetensors", extra={"train_steps": self.step_index})
+        (self.out_dir / "history.json").write_text(json.dumps(self.history))
+        plot_curves(self.history, self.out_dir / "curves.png")
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """[3, H, W] float in [0, 1] -> [H, W, 3] uint8 (rounded), the form the DVD metrics use."""
+    return (x.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+
+
+def plot_curves(history: dict[str, list[list[float]]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for key in ("loss", "l1"):
+        if history.get(key):
+            xs, ys = zip(*history[key])
+            k = max(1, len(ys) // 200)
+            smooth = np.convolve(ys, np.ones(k) / k, mode="valid")
+            axes[0].plot(xs[k - 1:], smooth, label=key)
+    axes[0].set(title="training loss", xlabel="step", yscale="log")
+    axes[0].legend()
+    if history.get("val_psnr"):
+        xs, ys = zip(*history["val_psnr"])
+        axes[1].plot(xs, ys, marker="o")
+    axes[1].set(title="validation PSNR (dB)", xlabel="step")
+    if history.get("flow_epe"):
+        xs, ys = zip(*history["flow_epe"])
+        axes[2].plot(xs, ys)
+    axes[2].set(title="flow pretraining EPE (px)", xlabel="step")
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=80)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------------------------------
+# command line
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """Every ARVoConfig field as a flag, on top of a preset."""
+    g = parser.add_argument_group("model (ARVoConfig; defaults from --preset)")
+    g.add_argument("--preset", choices=("tiny", "paper"), default="tiny")
+    g.add_argument("--channels", type=int, help="feature width C")
+    g.add_argument("--levels", type=int, help="pyramid levels L (0 = no correlation volume)")
+    g.add_argument("--stages", type=int, help="progressive stages (1-3)")
+    g.add_argument("--no-flow", dest="use_flow", action="store_false", default=None, help="no flow alignment")
+    g.add_argument("--flow-width", type=float)
+    g.add_argument("--encoder-width", type=int)
+    g.add_argument("--recon-width", type=int)
+    g.add_argument("--recon-blocks", type=int)
+    g.add_argument("--disc-width", type=int)
+
+
+def model_config_from_args(args: argparse.Namespace) -> ARVoConfig:
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(ARVoConfig)
+                 if getattr(args, f.name, None) is not None}
+    return getattr(ARVoConfig, args.preset)(**overrides)
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser("train", help="train ARVo weights", description=__doc__,
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_model_arguments(p)
+    defaults = TrainConfig()
+    for f in dataclasses.fields(TrainConfig):
+        if f.name == "model":
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(defaults, f.name)
+        if isinstance(default, bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+        else:
+            kind = {int: int, float: float}.get(type(default), str)
+            p.add_argument(flag, type=kind, default=default)
+    p.add_argument("--resume", metavar="CHECKPOINT", help="continue from a checkpoint.pt (bit-exact)")
+    p.set_defaults(func=run_from_args)
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"model"}
+    cfg = TrainConfig(model=model_config_from_args(args), **{k: getattr(args, k) for k in fields})
+    trainer = Trainer(cfg)
+    if args.resume:
+        trainer.load_checkpoint(args.resume)
+        log(f"resumed at step {trainer.step_index}")
+    elif cfg.flow_pretrain_steps:
+        epe = trainer.pretrain_flow(cfg.flow_pretrain_steps)
+        log(f"flow pretraining done: EPE {epe:.3f} px")
+    Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
+    (Path(cfg.out_dir) / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    trainer.fit()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vsarvo.training.train")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_parser(sub)
+    args = parser.parse_args(["train", *(sys.argv[1:] if argv is None else argv)])
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
