@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 
 .PHONY: test test-all demo venv clean
 
-$(VENV)/.installed: setup.py pyproject.toml
+$(VENV)/.installed: setup.py pyproject.toml vsarvo/plugin/arvo_shim.c
 	@if [ -z "$(PYTHON312)" ]; then \
 	  echo "error: Python 3.12 not found. Install it (e.g. 'pyenv install 3.12.1') or run 'make PYTHON312=/path/to/python3.12'." >&2; exit 1; fi
 	@[ -x $(PY) ] || $(PYTHON312) -m venv $(VENV)
