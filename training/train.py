@@ -436,7 +436,8 @@ def add_parser(subparsers: Any) -> None:
         if isinstance(default, bool):
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
         else:
-            kind = {int: int, float: float}.get(type(default), str)
+            annotation = str(f.type)  # e.g. "int | None"
+            kind = int if annotation.startswith("int") else float if annotation.startswith("float") else str
             p.add_argument(flag, type=kind, default=default)
     p.add_argument("--resume", metavar="CHECKPOINT", help="continue from a checkpoint.pt (bit-exact)")
     p.set_defaults(func=run_from_args)
