@@ -1,0 +1,455 @@
+"""The VapourSynth filter: ``Deblur(clip)`` runs ARVo's progressive stages over a clip.
+
+The graph it builds, for the paper's two stages::
+
+    clip ─► RGBS ─► stage node 1 (R¹) ─► stage node 2 (out) ─► input format ─► input's frame properties
+
+A stage node is ``std.ModifyFrame`` over three clips: the clip shifted back by one, the clip, and the
+clip shifted forward by one, each shift repeating the edge frame. VapourSynth requests the three
+frames through its parallel request model, so no callback ever waits on a ``get_frame``; and the
+second stage node reads R¹ through VapourSynth's frame cache, so each R¹ⱼ is computed once although
+three output frames use it: about 2N model calls for N frames, not 4N.
+
+Nothing here writes to stdout: vspipe's stdout carries the video.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import vapoursynth as vs
+
+from vsarvo.backends import BACKENDS, BackendError, RunnerOptions, StageRunner, create_runner
+from vsarvo.model.arvo import MIN_SIZE
+from vsarvo.weights import WeightsError, default_weights_path
+
+__all__ = ["Deblur", "release_runners", "DEFAULT_SC_THRESHOLD"]
+
+NAME = "arvo.Deblur"
+
+# Mean absolute difference of the first plane (luma for YUV), normalised to [0, 1], above which two
+# consecutive frames count as a cut. The same measure and value as misc.SCDetect's default: within a
+# shot consecutive frames differ by a few percent, across a cut by tens of percent. A false cut only
+# costs the temporal help for that frame; a missed one lets flow try to align two shots.
+DEFAULT_SC_THRESHOLD = 0.1
+
+# Built-in cut detection stores mean|frame j - frame j+1| in this property of frame j
+# (std.PlaneStats appends "Diff" to the prefix). It never reaches the output: the output's
+# properties are the input's.
+_SC_PREFIX = "ARVoNext"
+_SC_DIFF = _SC_PREFIX + "Diff"
+
+_FIELD_TOP = int(vs.FieldBased.FIELD_TOP)
+_FIELD_BOTTOM = int(vs.FieldBased.FIELD_BOTTOM)
+_MATRIX_UNSPECIFIED = int(vs.MatrixCoefficients.MATRIX_UNSPECIFIED)
+_RANGE_FULL = int(vs.Range.RANGE_FULL)
+_RANGE_LIMITED = int(vs.Range.RANGE_LIMITED)
+_CHROMA_LEFT = int(vs.ChromaLocation.CHROMA_LEFT)
+
+
+def _error(message: str) -> vs.Error:
+    return vs.Error(f"{NAME}: {message}")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Input checks
+
+
+def _check_clip(clip: Any) -> vs.VideoNode:
+    """Reject what the filter cannot take, with the fix in the message."""
+    if not isinstance(clip, vs.VideoNode):
+        raise _error(f"clip must be a vs.VideoNode, got {type(clip).__name__}")
+    fmt = clip.format
+    if fmt is None or fmt.color_family == vs.UNDEFINED:
+        raise _error(
+            "the clip has a variable format; convert every frame to one format first, "
+            "e.g. core.resize.Bicubic(clip, format=vs.YUV420P8)"
+        )
+    if clip.width == 0 or clip.height == 0:
+        raise _error(
+            "the clip has a variable frame size; resize every frame to one size first, "
+            "e.g. core.resize.Bicubic(clip, width=1920, height=1080)"
+        )
+    if fmt.color_family not in (vs.GRAY, vs.YUV, vs.RGB):
+        raise _error(f"{fmt.name} is not supported; use a GRAY, YUV or RGB clip")
+    integer_ok = fmt.sample_type == vs.INTEGER and 8 <= fmt.bits_per_sample <= 16
+    float_ok = fmt.sample_type == vs.FLOAT and fmt.bits_per_sample in (16, 32)
+    if not (integer_ok or float_ok):
+        suggestion = {vs.GRAY: "GRAYS", vs.YUV: "YUV444PS", vs.RGB: "RGBS"}[fmt.color_family]
+        raise _error(
+            f"{fmt.name} is not supported: use 8-16 bit integer or 16/32 bit float samples, "
+            f"e.g. core.resize.Point(clip, format=vs.{suggestion})"
+        )
+    if clip.width < MIN_SIZE or clip.height < MIN_SIZE:
+        raise _error(
+            f"frames must be at least {MIN_SIZE}x{MIN_SIZE}, got {clip.width}x{clip.height}; "
+            "pad with core.std.AddBorders or upscale first"
+        )
+    return clip
+
+
+def _flag(name: str, value: Any) -> bool:
+    # VapourSynth hands booleans over as ints.
+    if isinstance(value, (bool, int)) and not isinstance(value, float):
+        return bool(value)
+    raise _error(f"{name} must be a boolean, got {value!r}")
+
+
+def _optional_int(name: str, value: Any, minimum: int) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise _error(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _text(name: str, value: Any) -> str | None:
+    # VapourSynth "data" arguments may arrive as bytes.
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, (str, os.PathLike)):
+        return os.fspath(value)
+    raise _error(f"{name} must be a string, got {value!r}")
+
+
+def _weights_path(weights: str | None) -> Path:
+    """The weight file to load; a missing file raises vs.Error saying how to get one."""
+    if weights is None:
+        path = default_weights_path()
+        if not path.is_file():
+            raise _error(
+                f"the shipped weights are missing ({path}); reinstall vsarvo (pip install .) "
+                "or pass weights=<path to a .safetensors file written by 'arvo train'>"
+            )
+        return path.resolve()
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise _error(
+            f"weights not found: {path}; pass weights=<path to a .safetensors file written by "
+            "'arvo train'>, or leave weights unset for the shipped weights"
+        )
+    return path.resolve()
+
+
+# ---------------------------------------------------------------------------------------------------
+# One runner per process
+
+
+_runners: dict[tuple[Any, ...], StageRunner] = {}
+_runners_lock = threading.Lock()
+
+
+def _shared_runner(backend: str, options: RunnerOptions) -> StageRunner:
+    """The process-wide runner for these options, created on first use.
+
+    Every Deblur call and every frame request with the same weights file (path and contents, via
+    its size and modification time), backend, device, precision and tiling shares one model: one
+    copy in memory, loaded once.
+    """
+    stat = os.stat(options.weights) if options.weights else None
+    key = (backend, options, stat.st_size if stat else None, stat.st_mtime_ns if stat else None)
+    with _runners_lock:
+        runner = _runners.get(key)
+        if runner is None:
+            try:
+                runner = create_runner(backend, options)
+            except (BackendError, WeightsError, ValueError) as exc:
+                raise _error(str(exc)) from exc
+            except ImportError as exc:
+                raise _error(
+                    f"backend {backend!r} is not available here ({exc}); install its extra "
+                    "(pip install 'vsarvo[trt]' for trt) or use backend='torch'"
+                ) from exc
+            _runners[key] = runner
+        return runner
+
+
+def release_runners() -> None:
+    """Drop the cached runners, freeing their models; the next Deblur call loads its model again.
+
+    Frames already requested from existing Deblur clips keep their runner alive until those clips
+    are freed.
+    """
+    with _runners_lock:
+        _runners.clear()
+
+
+def _share_cpu_threads(runner: StageRunner, streams: int) -> None:
+    """Give each concurrent CPU model call an equal share of the cores.
+
+    At most min(streams, VapourSynth threads) model calls run at once; torch's intra-op pool is
+    sized so that their product does not exceed the cores this process may use. torch's thread count
+    is process-wide, so the last Deblur call made decides it.
+    """
+    if runner.name != "torch" or not str(runner.device).startswith("cpu"):
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    concurrent = max(1, min(streams, vs.core.num_threads))
+    torch.set_num_threads(max(1, cores // concurrent))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Format conversion: any input <-> RGBS, the model's input
+
+
+def _default_matrix(clip: vs.VideoNode) -> int:
+    """The matrix assumed where a frame does not say: BT.601 for SD sizes, BT.709 above (as players do)."""
+    if clip.width > 1024 or clip.height > 576:
+        return int(vs.MatrixCoefficients.MATRIX_BT709)
+    return int(vs.MatrixCoefficients.MATRIX_ST170_M)
+
+
+def _default_range(family: vs.ColorFamily) -> int:
+    """Video convention where a frame does not say: RGB is full range, YUV and GRAY limited."""
+    return _RANGE_FULL if family == vs.RGB else _RANGE_LIMITED
+
+
+def _to_rgbs(clip: vs.VideoNode) -> vs.VideoNode:
+    """Convert to RGBS with each frame's _Matrix/_Range/_ChromaLocation.
+
+    The resize plugin reads those properties itself and lets them override the ``*_in`` arguments,
+    so the arguments given here are exactly the defaults for frames that lack them. Transfer and
+    primaries stay as they are: the model works on the gamma-encoded R'G'B' video is stored in.
+    Chroma is upsampled with bicubic (Catmull-Rom) interpolation.
+    """
+    fmt = clip.format
+    if fmt.id == vs.RGBS:
+        return clip
+    kwargs: dict[str, Any] = {"range_in": _default_range(fmt.color_family)}
+    if fmt.color_family == vs.YUV:
+        kwargs.update(matrix_in=_default_matrix(clip), chromaloc_in=_CHROMA_LEFT)
+    return vs.core.resize.Bicubic(clip, format=vs.RGBS, **kwargs)
+
+
+def _from_rgbs(rgb: vs.VideoNode, clip: vs.VideoNode) -> vs.VideoNode:
+    """Convert the restored RGBS back to ``clip``'s format with each source frame's colour properties.
+
+    The resize plugin takes the output matrix, range and chroma siting only as arguments, so the
+    conversion is chosen per frame with std.FrameEval from the source frame's properties (a handful
+    of distinct nodes, made once each). The defaults match those ``_to_rgbs`` used.
+    """
+    fmt = clip.format
+    if fmt.id == vs.RGBS:
+        return rgb
+    family = fmt.color_family
+    default_matrix = _default_matrix(clip)
+    default_range = _default_range(family)
+    nodes: dict[tuple[int, int, int], vs.VideoNode] = {}
+    lock = threading.Lock()
+
+    def conversion(n: int, f: vs.VideoFrame) -> vs.VideoNode:
+        props = f.props
+        matrix = int(props.get("_Matrix", _MATRIX_UNSPECIFIED))
+        if matrix == _MATRIX_UNSPECIFIED:
+            matrix = default_matrix
+        rng = int(props.get("_Range", default_range))
+        chromaloc = int(props.get("_ChromaLocation", _CHROMA_LEFT))
+        key = (matrix, rng, chromaloc)
+        with lock:
+            node = nodes.get(key)
+            if node is None:
+                kwargs: dict[str, Any] = {"range": rng}
+                if family != vs.RGB:
+                    kwargs["matrix"] = matrix
+                if family == vs.YUV:
+                    kwargs["chromaloc"] = chromaloc
+                node = nodes[key] = vs.core.resize.Bicubic(rgb, format=fmt.id, **kwargs)
+        return node
+
+    # FrameEval's first clip only sets the output's format and length: the source clip has both.
+    return vs.core.std.FrameEval(clip, conversion, prop_src=clip)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The stage node
+
+
+def _shifted(clip: vs.VideoNode) -> tuple[vs.VideoNode, vs.VideoNode]:
+    """(previous, next): frame j of each is frame j-1 / j+1 of ``clip``, the edge frame repeated."""
+    if clip.num_frames == 1:
+        return clip, clip
+    return clip[0] + clip[:-1], clip[1:] + clip[-1]
+
+
+def _cut_between(a: vs.VideoFrame, b: vs.VideoFrame, threshold: float) -> bool:
+    """Whether consecutive frames a, b belong to different shots.
+
+    Where either frame carries _SceneChangePrev/_SceneChangeNext, those properties decide (a missing
+    one counts as 0); otherwise the built-in measure on frame a is compared with ``threshold``.
+    """
+    pa, pb = a.props, b.props
+    keys = ("_SceneChangePrev", "_SceneChangeNext")
+    if any(k in pa or k in pb for k in keys):
+        return bool(pa.get("_SceneChangeNext", 0)) or bool(pb.get("_SceneChangePrev", 0))
+    return float(pa.get(_SC_DIFF, 0.0)) > threshold
+
+
+def _reject_interlaced(n: int, frame: vs.VideoFrame) -> None:
+    field = int(frame.props.get("_FieldBased", 0))
+    if field in (_FIELD_TOP, _FIELD_BOTTOM):
+        order = "top" if field == _FIELD_TOP else "bottom"
+        raise _error(
+            f"frame {n} is interlaced (_FieldBased={field}, {order} field first); deinterlace first "
+            "(e.g. with QTGMC or core.bwdif.Bwdif), or if it is progressive after all, mark it "
+            "with core.std.SetFieldBased(clip, 0)"
+        )
+
+
+def _frame_tensor(frame: vs.VideoFrame) -> torch.Tensor:
+    """An RGBS frame as a float32 tensor [1, 3, H, W] (one copy; the planes may be strided)."""
+    return torch.from_numpy(np.stack([np.asarray(frame[p]) for p in range(3)])).unsqueeze_(0)
+
+
+def _stage_node(
+    clip: vs.VideoNode,
+    run: Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+    *,
+    scene_change: bool,
+    sc_threshold: float,
+    check_interlaced: bool,
+) -> vs.VideoNode:
+    """One ARVo stage over an RGBS clip: frame j = stage(clip[c(j-1)], clip[j], clip[c(j+1)]).
+
+    c clamps to the clip; with ``scene_change`` a neighbour across a cut is replaced by frame j.
+    The output frame carries frame j's properties.
+    """
+    prev_clip, next_clip = _shifted(clip)
+
+    def restore(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
+        prev, ref, nxt = f
+        if check_interlaced:
+            _reject_interlaced(n, ref)
+        if scene_change:
+            if _cut_between(prev, ref, sc_threshold):
+                prev = ref
+            if _cut_between(ref, nxt, sc_threshold):
+                nxt = ref
+        restored = run(n, _frame_tensor(prev), _frame_tensor(ref), _frame_tensor(nxt))[0].numpy()
+        out = ref.copy()
+        for p in range(3):
+            np.copyto(np.asarray(out[p]), restored[p])
+        return out
+
+    return vs.core.std.ModifyFrame(clip, clips=[prev_clip, clip, next_clip], selector=restore)
+
+
+def _runner_call(
+    runner: StageRunner, streams: int
+) -> Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``runner.run`` limited to ``streams`` concurrent calls, its failures raised as vs.Error."""
+    semaphore = threading.BoundedSemaphore(streams)
+
+    def run(n: int, prev: torch.Tensor, ref: torch.Tensor, nxt: torch.Tensor) -> torch.Tensor:
+        try:
+            with semaphore:
+                return runner.run(prev, ref, nxt)
+        except (BackendError, RuntimeError, ValueError) as exc:
+            raise _error(f"frame {n}: the {runner.name} backend failed: {exc}") from exc
+
+    return run
+
+
+# ---------------------------------------------------------------------------------------------------
+# The filter
+
+
+def Deblur(
+    clip: vs.VideoNode,
+    *,
+    weights: str | os.PathLike[str] | None = None,
+    backend: str = "auto",
+    device: str | None = None,
+    precision: str | None = None,
+    tile: int | None = None,
+    tile_overlap: int | None = None,
+    stages: int | None = None,
+    scene_change: bool = True,
+    sc_threshold: float = DEFAULT_SC_THRESHOLD,
+    streams: int = 1,
+    compile: bool = False,
+) -> vs.VideoNode:
+    """Deblur a clip with ARVo. Output frame i sees input frames i-2 … i+2 (two stages).
+
+    Args:
+        clip: any constant-format GRAY, YUV or RGB clip with 8-16 bit integer or 16/32 bit float
+            samples, at least 64x64, progressive. It is converted to RGB with each frame's
+            _Matrix/_Range/_ChromaLocation (unset: BT.601 up to 1024x576 and BT.709 above, limited
+            range for YUV/GRAY and full for RGB, left chroma siting) and back.
+        weights: a .safetensors weight file (its .json config beside it); None: the shipped weights.
+        backend: "auto" (the fastest path available), "torch", "ort" (onnxruntime) or "trt" (TensorRT).
+        device: "cpu" or "cuda:N"; None: the first GPU if there is one, else the CPU.
+        precision: "fp32", "fp16" or "bf16"; None: fp16 on a GPU, fp32 on the CPU.
+        tile: run the full-resolution convolutions in tiles of this edge (pixels) to bound memory at
+            large sizes; the result is the same as without tiles (flow and aggregation stay global).
+        tile_overlap: the tiles' halo in pixels; None: exactly the receptive field, which keeps the
+            result exact. Needs ``tile``.
+        stages: progressive passes, 1 up to the model's (2 for the paper's ARVo); None: the model's.
+            Fewer passes are faster and see a shorter window (2*stages+1 frames). More passes than the
+            model was trained with are refused: the stage was never trained on its own outputs that
+            many times.
+        scene_change: replace neighbours across a cut by the frame itself, so no frame borrows detail
+            from another shot. Cuts come from _SceneChangePrev/_SceneChangeNext where frames carry
+            them, else from the built-in frame-difference measure.
+        sc_threshold: the built-in measure's threshold: mean absolute difference of the first plane
+            (luma for YUV) between consecutive frames, in [0, 1].
+        streams: how many model calls may run at once (CPU: torch's threads are split between them).
+        compile: torch.compile the model (torch backend only).
+
+    Returns:
+        The deblurred clip: same format, size, length and frame rate, each frame with its input
+        frame's properties.
+
+    Raises:
+        vs.Error: bad clip, argument, weights, device or backend, naming the fix. Errors while a
+        frame is computed (an interlaced frame, a backend failure) are raised for that frame.
+    """
+    _check_clip(clip)
+    backend = _text("backend", backend)
+    if backend not in BACKENDS:
+        raise _error(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    tile = _optional_int("tile", tile, 1)
+    tile_overlap = _optional_int("tile_overlap", tile_overlap, 0)
+    if tile_overlap is not None and tile is None:
+        raise _error("tile_overlap needs tile; set tile=<edge in pixels> too, or leave both unset")
+    streams = _optional_int("streams", streams, 1)
+    if streams is None:
+        raise _error("streams must be an integer >= 1, got None")
+    scene_change = _flag("scene_change", scene_change)
+    compile = _flag("compile", compile)
+    if isinstance(sc_threshold, bool) or not isinstance(sc_threshold, (int, float)) or not 0 <= sc_threshold <= 1:
+        raise _error(f"sc_threshold must be a number in [0, 1], got {sc_threshold!r}")
+
+    options = RunnerOptions(
+        weights=str(_weights_path(_text("weights", weights))),
+        device=_text("device", device),
+        precision=_text("precision", precision),
+        tile=tile,
+        tile_overlap=tile_overlap,
+        compile=compile,
+    )
+    runner = _shared_runner(backend, options)
+    model_stages = runner.stages
+    if stages is None:
+        stages = model_stages
+    elif isinstance(stages, bool) or not isinstance(stages, int) or not 1 <= stages <= model_stages:
+        raise _error(f"stages must be an integer in 1..{model_stages} (this model's stages), got {stages!r}")
+    _share_cpu_threads(runner, streams)
+    run = _runner_call(runner, streams)
+
+    x = clip
+    if scene_change:
+        # The measure for cut j|j+1 goes on frame j; the stage nodes read it from there.
+        x = vs.core.std.PlaneStats(x, _shifted(x)[1], plane=0, prop=_SC_PREFIX)
+    x = _to_rgbs(x)
+    for s in range(stages):
+        x = _stage_node(
+            x, run, scene_change=scene_change, sc_threshold=float(sc_threshold), check_interlaced=(s == 0)
+        )
+    # The input's properties, unchanged: the output has the input's format, so they all still hold.
+    return vs.core.std.CopyFrameProps(_from_rgbs(x, clip), clip)
