@@ -224,27 +224,34 @@ def _draw_foliage(rng: np.random.Generator, draw: ImageDraw.ImageDraw, canvas: t
     width, height = canvas
     hue = rng.uniform(0, 1, 3)
     scale = min(width, height)
-    for _ in range(int(rng.integers(10, 60))):
-        start = rng.uniform(0, 1, 2) * (width, height)
-        end = start + rng.normal(0, 0.08, 2) * scale
-        draw.line([tuple(start), tuple(end)], fill=_foliage_colour(rng, hue), width=int(rng.integers(1, 3)) * _SUPERSAMPLE)
+    n_stems = int(rng.integers(10, 60))
+    starts = rng.uniform(0, 1, (n_stems, 2)) * (width, height)
+    ends = starts + rng.normal(0, 0.08, (n_stems, 2)) * scale
+    stem_widths = rng.integers(1, 3, n_stems) * _SUPERSAMPLE
+    for start, end, stem_width, colour in zip(starts, ends, stem_widths, _foliage_colours(rng, hue, n_stems)):
+        draw.line([tuple(start), tuple(end)], fill=colour, width=int(stem_width))
     # Leaves grow in clumps (bushes, branches) rather than evenly spread.
     clumps = rng.uniform(0, 1, (int(rng.integers(1, 5)), 2)) * (width, height)
     spreads = rng.uniform(0.05, 0.3, len(clumps)) * scale
+    n_leaves = int(rng.integers(100, 500))
+    clump = rng.integers(len(clumps), size=n_leaves)
+    centres = clumps[clump] + rng.normal(0, 1, (n_leaves, 2)) * spreads[clump, None]
+    lengths = rng.uniform(0.015, 0.06, n_leaves) * scale
+    breadths = lengths * rng.uniform(0.2, 0.5, n_leaves)
+    angles = rng.uniform(0, 2 * np.pi, n_leaves)
+    # Pointed leaf outline: a lens of two arcs between the tip points, then
+    # scaled, rotated and moved for every leaf at once.
     t = np.linspace(0, 1, 9)
-    for _ in range(int(rng.integers(100, 500))):
-        clump = int(rng.integers(len(clumps)))
-        length = rng.uniform(0.015, 0.06) * scale
-        breadth = length * rng.uniform(0.2, 0.5)
-        # Pointed leaf outline: a lens of two arcs between the tip points.
-        outline = np.concatenate([np.stack([t, np.sin(np.pi * t)], 1), np.stack([t[::-1], -np.sin(np.pi * t[::-1])], 1)])
-        outline = (outline - (0.5, 0.0)) * (length, breadth / 2)
-        angle = rng.uniform(0, 2 * np.pi)
-        rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-        points = outline @ rotation.T + clumps[clump] + rng.normal(0, 1, 2) * spreads[clump]
-        draw.polygon([tuple(p) for p in points], fill=_foliage_colour(rng, hue))
+    outline = np.concatenate([np.stack([t, np.sin(np.pi * t)], 1), np.stack([t[::-1], -np.sin(np.pi * t[::-1])], 1)])
+    outline = outline - (0.5, 0.0)
+    local = outline[None] * np.stack([lengths, breadths / 2], 1)[:, None, :]
+    cos, sin = np.cos(angles)[:, None], np.sin(angles)[:, None]
+    leaves = np.stack([cos * local[..., 0] - sin * local[..., 1], sin * local[..., 0] + cos * local[..., 1]], -1) + centres[:, None, :]
+    for leaf, colour in zip(leaves.tolist(), _foliage_colours(rng, hue, n_leaves)):
+        draw.polygon([tuple(p) for p in leaf], fill=colour)
 
 
-def _foliage_colour(rng: np.random.Generator, hue: np.ndarray) -> tuple[int, int, int]:
-    colour = np.clip(hue * rng.uniform(0.3, 1.2) + rng.normal(0, 0.06, 3), 0, 1)
-    return tuple(int(c) for c in colour * 255)
+def _foliage_colours(rng: np.random.Generator, hue: np.ndarray, count: int) -> list[tuple[int, int, int]]:
+    """``count`` shades of ``hue``: darker or lighter, with a little colour jitter."""
+    colours = np.clip(hue * rng.uniform(0.3, 1.2, (count, 1)) + rng.normal(0, 0.06, (count, 3)), 0, 1)
+    return [tuple(c) for c in (colours * 255).astype(int).tolist()]
