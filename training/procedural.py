@@ -241,9 +241,11 @@ def _render_linear(scene: Scene, times: np.ndarray) -> tuple[torch.Tensor, torch
 
     def sample(sprite: _Sprite) -> torch.Tensor:
         a, b = sprite.transform(times)
+        affine = torch.zeros(len(times), 3, 3)
+        affine[:, :2, :2], affine[:, :2, 2], affine[:, 2, 2] = a, b, 1.0
         texture_height, texture_width = sprite.texture.shape[1:]
         to_texture = torch.tensor([[2 / texture_width, 0, 1 / texture_width - 1], [0, 2 / texture_height, 1 / texture_height - 1]])
-        theta = to_texture @ torch.cat([torch.cat([a, b[:, :, None]], 2), torch.tensor([[[0.0, 0, 1]]]).expand(len(times), 1, 3)], 1) @ from_screen
+        theta = to_texture @ affine @ from_screen
         grid = F.affine_grid(theta, [len(times), 1, height, width], align_corners=False)
         texture = sprite.texture[None].expand(len(times), -1, -1, -1)
         return F.grid_sample(texture, grid, mode="bilinear", padding_mode=sprite.padding, align_corners=False)
