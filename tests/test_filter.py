@@ -1,6 +1,7 @@
 """The VapourSynth filter vsarvo.Deblur: wiring, stage reuse, formats, bad input, real vspipe | ffmpeg."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -463,16 +464,25 @@ def probe(path: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in result.stdout.split())
 
 
-def test_vspipe_ffmpeg_pipeline_with_the_python_filter(source_video, weights, tmp_path):
+def backend_available(name: str) -> bool:
+    return importlib.util.find_spec(f"vsarvo.backends.{name}_backend") is not None
+
+
+@pytest.mark.parametrize("backend", [
+    "torch",
+    pytest.param("ort", marks=pytest.mark.skipif(not backend_available("ort"), reason="the ort backend is not in the tree yet")),
+])
+def test_vspipe_ffmpeg_pipeline_with_the_python_filter(source_video, weights, tmp_path, backend):
     script = tmp_path / "direct.vpy"
     script.write_text(
         "import vapoursynth as vs\n"
         "import vsarvo\n"
         "clip = vs.core.bs.VideoSource(src, cachemode=0, showprogress=0)\n"
-        "vsarvo.Deblur(clip, weights=weights).set_output()\n"
+        "vsarvo.Deblur(clip, weights=weights, backend=backend, device='cpu').set_output()\n"
     )
     out = tmp_path / "out.nut"
-    pipe_through_ffmpeg(script, ["-a", f"src={source_video}", "-a", f"weights={weights}"], out)
+    args = ["-a", f"src={source_video}", "-a", f"weights={weights}", "-a", f"backend={backend}"]
+    pipe_through_ffmpeg(script, args, out)
     assert probe(out) == EXPECTED_STREAM
 
 
@@ -501,7 +511,7 @@ def test_example_pipe_sh_writes_video_with_the_source_audio(source_video, weight
 
 # --- overhead --------------------------------------------------------------------------------------
 
-def filter_overhead(weights: Path, *, n: int = 12, size: int = 128, repeats: int = 3) -> float:
+def filter_overhead(weights: Path, *, n: int = 12, size: int = 128, repeats: int = 5) -> float:
     """(filter time / bare loop of the same 2N runner calls) - 1, best of ``repeats`` each."""
     frames = scene(16, n, size, size)
     clip = rgbs_clip(frames)
