@@ -94,7 +94,7 @@ def _check_clip(clip: Any) -> vs.VideoNode:
 
 def _flag(name: str, value: Any) -> bool:
     # VapourSynth hands booleans over as ints.
-    if isinstance(value, (bool, int)) and not isinstance(value, float):
+    if isinstance(value, int):
         return bool(value)
     raise _error(f"{name} must be a boolean, got {value!r}")
 
@@ -165,6 +165,11 @@ def _shared_runner(backend: str, options: RunnerOptions) -> StageRunner:
                 raise _error(
                     f"backend {backend!r} is not available here ({exc}); install its extra "
                     "(pip install 'vsarvo[trt]' for trt) or use backend='torch'"
+                ) from exc
+            except Exception as exc:  # a runtime's own error types (onnxruntime, TensorRT)
+                raise _error(
+                    f"the {backend} backend could not start ({type(exc).__name__}: {exc}); "
+                    "try backend='torch' or device='cpu'"
                 ) from exc
             _runners[key] = runner
         return runner
