@@ -408,7 +408,7 @@ def transcode_file(
         run.partial = None
         return finish("done")
     except ProbeError as exc:
-        return finish("failed", f"ffprobe: {exc}")
+        return finish("failed", str(exc))
     except _Failed as exc:
         if cancel is not None and cancel.cancelled:
             return finish("interrupted", "interrupted")
