@@ -18,6 +18,7 @@ prints: what it has to say is in the returned FileResult and the log file.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import secrets
@@ -54,6 +55,7 @@ _VFR_TOLERANCE_MS = 1.0
 # come from `vspipe -a key=value`.
 REMASTER_VPY = '''\
 """vsarvo remaster script (generated): source -> core.arvo.Deblur -> y4m on stdout."""
+import importlib.util
 import json
 import os
 
@@ -187,15 +189,24 @@ class _Failed(Exception):
 
 
 def find_tool(name: str) -> str:
-    """The path of vspipe/ffmpeg/ffprobe: vspipe from this interpreter's environment first (it must
-    match the vapoursynth package this process sees), then PATH.
+    """The path of vspipe/ffmpeg/ffprobe.
+
+    vspipe: the binary inside the vapoursynth package this interpreter imports (it must match it),
+    not the pip console script beside the interpreter, which runs that binary as a child process:
+    killing the script would leave the real vspipe running. Then this interpreter's folder, then PATH.
 
     Raises:
         FileNotFoundError: not installed.
     """
-    beside = Path(sys.executable).with_name(name)
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
+    candidates = []
+    if name == "vspipe":
+        spec = importlib.util.find_spec("vapoursynth")
+        if spec is not None and spec.origin:
+            candidates.append(Path(spec.origin).with_name("vspipe"))
+    candidates.append(Path(sys.executable).with_name(name))
+    for candidate in candidates:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
     found = shutil.which(name)
     if found is None:
         hint = "pip install vapoursynth" if name == "vspipe" else "install ffmpeg"
