@@ -24,7 +24,7 @@ import torch
 from onnx import version_converter
 
 from vsarvo.model import ARVo
-from vsarvo.model.volume import CHUNK_ELEMENTS
+from vsarvo.model import volume
 
 from .cache import cache_dir, write_atomic
 from .checks import check_chunked, check_fp32_scores
@@ -135,7 +135,7 @@ def export_onnx(
         proto.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(proto)
     if part in ("aggregation", "stage", "mlrt") and model.config.levels > 0:
-        check_chunked(proto, max_block=CHUNK_ELEMENTS)
+        check_chunked(proto, max_block=volume.CHUNK_ELEMENTS)
         if precision != "fp32":
             check_fp32_scores(proto)
     path = Path(path)

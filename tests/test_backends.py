@@ -1,0 +1,90 @@
+"""Backends through create_runner: the onnxruntime backend against the torch fp32 reference, its
+per-size session cache, and the errors for devices and precisions it cannot serve here."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from vsarvo.backends import BackendError, RunnerOptions, create_runner
+from vsarvo.model import ARVo, ARVoConfig
+from vsarvo.weights import save_model
+
+H, W = 67, 95
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    model = ARVo(ARVoConfig.tiny())
+    # Re-initialise the residual head so the stage changes frames by far more than the tolerance.
+    model.stage.reconstruction.decode_full[-1].reset_parameters()
+    return save_model(model, tmp_path_factory.mktemp("weights") / "w.safetensors")
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VSARVO_CACHE", str(folder))
+        yield folder
+
+
+@pytest.fixture(scope="module")
+def ort_runner(weights: Path, cache: Path):
+    return create_runner("ort", RunnerOptions(weights=str(weights), device="cpu", precision="fp32"))
+
+
+def _frames(height: int, width: int, seed: int) -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.rand(1, 3, height, width, generator=generator) for _ in range(3)]
+
+
+def test_ort_backend_matches_the_torch_backend_at_an_odd_size(ort_runner, weights: Path) -> None:
+    frames = _frames(H, W, 1)
+    reference = create_runner("torch", RunnerOptions(weights=str(weights), device="cpu", precision="fp32"))
+    expected = reference.run(*frames)
+    out = ort_runner.run(*frames)
+    assert out.dtype == torch.float32 and out.device.type == "cpu" and out.shape == (1, 3, H, W)
+    assert (expected - frames[1]).abs().max().item() > 0.05  # the stage really changes the frame
+    assert (out - expected).abs().max().item() <= 1e-4
+
+
+def test_ort_backend_clamps_to_the_unit_range(ort_runner) -> None:
+    out = ort_runner.run(*_frames(H, W, 2))
+    assert out.min().item() >= 0.0 and out.max().item() <= 1.0
+
+
+def test_ort_backend_exports_and_opens_one_session_per_frame_size(ort_runner, cache: Path) -> None:
+    ort_runner.run(*_frames(H, W, 3))
+    ort_runner.run(*_frames(H, W, 4))
+    graphs = sorted(p.name for p in (cache / "onnx").glob("arvo-stage-*.onnx"))
+    assert len(graphs) == 1 and f"-{W}x{H}-fp32-" in graphs[0]
+    assert list(ort_runner._sessions) == [(H, W)]
+
+
+def test_ort_backend_reports_its_device_precision_and_stages(ort_runner) -> None:
+    assert (ort_runner.name, ort_runner.device, ort_runner.precision, ort_runner.stages) == ("ort", "cpu", "fp32", 2)
+
+
+def test_ort_backend_refuses_bf16_on_the_cpu(weights: Path) -> None:
+    with pytest.raises(BackendError, match="no bfloat16 Conv"):
+        create_runner("ort", RunnerOptions(weights=str(weights), device="cpu", precision="bf16"))
+
+
+def test_ort_backend_refuses_a_gpu_it_does_not_have(weights: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(BackendError, match="needs onnxruntime's CUDA provider and a GPU"):
+        create_runner("ort", RunnerOptions(weights=str(weights), device="cuda:0"))
+
+
+def test_trt_backend_refuses_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    fake = types.ModuleType("tensorrt")
+    fake.__version__ = "11.4.0.106"
+    monkeypatch.setitem(sys.modules, "tensorrt", fake)
+    with pytest.raises(BackendError, match="NVIDIA GPUs only"):
+        create_runner("trt", RunnerOptions(device="cpu"))

@@ -1,0 +1,503 @@
+"""TensorRT engine building, caching and running.
+
+The real TensorRT cannot run here (no NVIDIA GPU, no TensorRT wheel): these tests inject a fake
+``tensorrt`` module at the import boundary (sys.modules) that records what the code asks TensorRT
+for (creation flags, builder flags, profiles, workspace, optimisation level, timing cache, tensor
+addresses) and assert on those requests. The tests marked ``trt`` use the real TensorRT and a GPU
+and are skipped where either is missing.
+"""
+from __future__ import annotations
+
+import ctypes
+import sys
+import tempfile
+import types
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import TensorProto, helper
+
+from vsarvo.export import tensorrt_engine as te
+from vsarvo.export.tensorrt_engine import EngineBuildError, ShapeRange, TensorRTUnavailable
+
+GPU = "FakeGPU_9000-sm90"
+
+
+# --- the fake TensorRT ------------------------------------------------------------------------------
+
+class _Enum:
+    def __init__(self, **members: int) -> None:
+        for name, value in members.items():
+            setattr(self, name, value)
+
+
+def make_fake_tensorrt(version: str, calls: list) -> types.ModuleType:
+    """A stand-in for the tensorrt module of ``version`` that appends every request to ``calls``."""
+    trt = types.ModuleType("tensorrt")
+    trt.__version__ = version
+    major = int(version.split(".")[0])
+    trt.NetworkDefinitionCreationFlag = _Enum(STRONGLY_TYPED=5)
+    # TensorRT 11 removed every precision flag; 10.x still has them (and this code must not use them).
+    trt.BuilderFlag = _Enum(TF32=7) if major >= 11 else _Enum(FP16=0, BF16=17, INT8=1, TF32=7)
+    trt.MemoryPoolType = _Enum(WORKSPACE=0)
+    trt.TensorIOMode = _Enum(NONE=0, INPUT=1, OUTPUT=2)
+    trt.DataType = _Enum(FLOAT=0, HALF=1, INT8=2, INT32=3, BOOL=4, UINT8=5, BF16=7, INT64=8)
+
+    class ILogger:
+        Severity = _Enum(INTERNAL_ERROR=0, ERROR=1, WARNING=2, INFO=3, VERBOSE=4)
+
+        def __init__(self) -> None:
+            pass
+
+    trt.ILogger = ILogger
+
+    class Tensor:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+    class Network:
+        def __init__(self) -> None:
+            self.inputs: list[Tensor] = []
+
+        @property
+        def num_inputs(self) -> int:
+            return len(self.inputs)
+
+        def get_input(self, i: int) -> Tensor:
+            return self.inputs[i]
+
+    class OnnxParser:
+        def __init__(self, network: Network, logger: object) -> None:
+            self.network = network
+            self.errors: list[str] = []
+
+        def parse_from_file(self, path: str) -> bool:
+            calls.append(("parse", path))
+            model = onnx.load(path)
+            if not model.graph.node:
+                self.errors.append("graph has no nodes")
+                return False
+            self.network.inputs = [Tensor(i.name) for i in model.graph.input]
+            return True
+
+        @property
+        def num_errors(self) -> int:
+            return len(self.errors)
+
+        def get_error(self, i: int) -> str:
+            return self.errors[i]
+
+    class Profile:
+        def set_shape(self, name: str, mn: tuple, opt: tuple, mx: tuple) -> None:
+            calls.append(("profile", name, tuple(mn), tuple(opt), tuple(mx)))
+
+    class TimingCache:
+        def __init__(self, data: bytes) -> None:
+            self.data = data
+
+        def serialize(self) -> bytes:
+            return self.data + b"+tuned"
+
+    class Config:
+        def __init__(self) -> None:
+            self.cache = None
+
+        def set_memory_pool_limit(self, pool: int, size: int) -> None:
+            calls.append(("memory_pool_limit", pool, size))
+
+        def set_flag(self, flag: int) -> None:
+            calls.append(("set_flag", flag))
+
+        def __setattr__(self, name: str, value: object) -> None:
+            if name == "builder_optimization_level":
+                calls.append(("optimization_level", value))
+            object.__setattr__(self, name, value)
+
+        def add_optimization_profile(self, profile: Profile) -> int:
+            calls.append(("add_profile",))
+            return 0
+
+        def create_timing_cache(self, data: bytes) -> TimingCache:
+            calls.append(("timing_cache_in", bytes(data)))
+            return TimingCache(bytes(data))
+
+        def set_timing_cache(self, cache: TimingCache, ignore_mismatch: bool) -> bool:
+            self.cache = cache
+            return True
+
+        def get_timing_cache(self) -> TimingCache:
+            return self.cache
+
+    class Builder:
+        def __init__(self, logger: object) -> None:
+            calls.append(("builder", isinstance(logger, ILogger)))
+
+        def create_network(self, flags: int = 0) -> Network:
+            calls.append(("create_network", flags))
+            return Network()
+
+        def create_builder_config(self) -> Config:
+            return Config()
+
+        def create_optimization_profile(self) -> Profile:
+            return Profile()
+
+        def build_serialized_network(self, network: Network, config: Config) -> bytes:
+            calls.append(("build",))
+            return b"PLAN:" + ",".join(t.name for t in network.inputs).encode()
+
+    trt.Builder = Builder
+    trt.OnnxParser = OnnxParser
+
+    class Context:
+        """Runs the fake plan: copies each input's bytes to the output of the same index."""
+
+        def __init__(self, engine: "Engine") -> None:
+            self.engine = engine
+            self.shapes: dict[str, tuple] = {}
+            self.addresses: dict[str, int] = {}
+
+        def set_input_shape(self, name: str, shape: tuple) -> bool:
+            calls.append(("set_input_shape", name, tuple(shape)))
+            self.shapes[name] = tuple(shape)
+            return tuple(shape) == self.engine.shape
+
+        def get_tensor_shape(self, name: str) -> tuple:
+            return self.engine.shape
+
+        def set_tensor_address(self, name: str, address: int) -> bool:
+            calls.append(("set_tensor_address", name))
+            self.addresses[name] = address
+            return True
+
+        def execute_async_v3(self, stream: int) -> bool:
+            calls.append(("execute_async_v3", stream))
+            nbytes = int(np.prod(self.engine.shape)) * 4
+            for src, dst in zip(self.engine.input_names, self.engine.output_names):
+                ctypes.memmove(self.addresses[dst], self.addresses[src], nbytes)
+            return True
+
+    class Engine:
+        input_names = ("prev", "ref", "next")
+        output_names = ("restored_prev", "restored_ref", "restored_next")
+        shape = (1, 3, 4, 5)
+
+        @property
+        def num_io_tensors(self) -> int:
+            return 6
+
+        def get_tensor_name(self, i: int) -> str:
+            return (*self.input_names, *self.output_names)[i]
+
+        def get_tensor_mode(self, name: str) -> int:
+            return trt.TensorIOMode.INPUT if name in self.input_names else trt.TensorIOMode.OUTPUT
+
+        def get_tensor_dtype(self, name: str) -> int:
+            return trt.DataType.FLOAT
+
+        def create_execution_context(self) -> Context:
+            return Context(self)
+
+    class Runtime:
+        def __init__(self, logger: object) -> None:
+            pass
+
+        def deserialize_cuda_engine(self, plan: bytes) -> Engine | None:
+            calls.append(("deserialize", bytes(plan)))
+            return Engine() if plan.startswith(b"PLAN:") else None
+
+    trt.Runtime = Runtime
+    return trt
+
+
+@pytest.fixture
+def calls() -> list:
+    return []
+
+
+@pytest.fixture
+def fake_trt(monkeypatch: pytest.MonkeyPatch, calls: list):
+    """Installs a fake TensorRT of a given version and a fake GPU; returns the installer."""
+    def install(version: str) -> types.ModuleType:
+        trt = make_fake_tensorrt(version, calls)
+        monkeypatch.setitem(sys.modules, "tensorrt", trt)
+        monkeypatch.setattr(te, "gpu_name", lambda device=0: GPU)
+        return trt
+
+    return install
+
+
+@pytest.fixture
+def onnx_file(tmp_path: Path) -> Path:
+    """A two-input ONNX graph (stands in for an exported ARVo graph; the fake parser reads its inputs)."""
+    a = helper.make_tensor_value_info("ref", TensorProto.FLOAT, [1, 3, 64, 96])
+    b = helper.make_tensor_value_info("prev", TensorProto.FLOAT, [1, 3, 64, 96])
+    out = helper.make_tensor_value_info("restored", TensorProto.FLOAT, [1, 3, 64, 96])
+    graph = helper.make_graph([helper.make_node("Add", ["ref", "prev"], ["restored"])], "g", [a, b], [out])
+    path = tmp_path / "graph.onnx"
+    onnx.save(helper.make_model(graph), path)
+    return path
+
+
+SHAPES = {"ref": ShapeRange.fixed((1, 3, 64, 96)), "prev": ShapeRange((1, 3, 64, 64), (1, 3, 64, 96), (1, 3, 128, 128))}
+
+
+# --- building ---------------------------------------------------------------------------------------
+
+def test_tensorrt_10_builds_a_strongly_typed_network(fake_trt, calls: list, onnx_file: Path) -> None:
+    fake_trt("10.12.0.36")
+    te.build_engine(onnx_file, shapes=SHAPES)
+    assert ("create_network", 1 << 5) in calls
+
+
+def test_tensorrt_11_gets_no_creation_flags_and_no_builder_flags(fake_trt, calls: list, onnx_file: Path) -> None:
+    fake_trt("11.4.0.106")
+    te.build_engine(onnx_file, shapes=SHAPES)
+    assert ("create_network", 0) in calls
+    assert not [c for c in calls if c[0] == "set_flag"]
+
+
+def test_tensorrt_10_is_never_asked_for_a_precision_flag(fake_trt, calls: list, onnx_file: Path) -> None:
+    fake_trt("10.13.2.6")
+    te.build_engine(onnx_file, shapes=SHAPES)
+    assert not [c for c in calls if c[0] == "set_flag"]
+
+
+def test_builder_gets_one_profile_with_every_input_range(fake_trt, calls: list, onnx_file: Path) -> None:
+    fake_trt("11.4.0.106")
+    te.build_engine(onnx_file, shapes=SHAPES)
+    profiles = sorted(c for c in calls if c[0] == "profile")
+    assert profiles == [
+        ("profile", "prev", (1, 3, 64, 64), (1, 3, 64, 96), (1, 3, 128, 128)),
+        ("profile", "ref", (1, 3, 64, 96), (1, 3, 64, 96), (1, 3, 64, 96)),
+    ]
+    assert calls.count(("add_profile",)) == 1
+
+
+def test_builder_gets_workspace_limit_and_optimisation_level(fake_trt, calls: list, onnx_file: Path) -> None:
+    trt = fake_trt("11.4.0.106")
+    te.build_engine(onnx_file, shapes=SHAPES, workspace=3 << 30, optimization_level=5)
+    assert ("memory_pool_limit", trt.MemoryPoolType.WORKSPACE, 3 << 30) in calls
+    assert ("optimization_level", 5) in calls
+
+
+def test_builder_rejects_shapes_that_do_not_name_the_graph_inputs(fake_trt, onnx_file: Path) -> None:
+    fake_trt("11.4.0.106")
+    with pytest.raises(ValueError, match="prev"):
+        te.build_engine(onnx_file, shapes={"ref": SHAPES["ref"]})
+
+
+def test_timing_cache_is_read_before_and_rewritten_after_a_build(fake_trt, calls: list, onnx_file: Path,
+                                                                 tmp_path: Path) -> None:
+    fake_trt("11.4.0.106")
+    timing = tmp_path / "timing.cache"
+    timing.write_bytes(b"earlier")
+    te.build_engine(onnx_file, shapes=SHAPES, timing_cache=timing)
+    assert ("timing_cache_in", b"earlier") in calls
+    assert timing.read_bytes() == b"earlier+tuned"
+
+
+def test_parse_errors_are_reported(fake_trt, tmp_path: Path) -> None:
+    fake_trt("11.4.0.106")
+    empty = tmp_path / "empty.onnx"
+    onnx.save(helper.make_model(helper.make_graph([], "g", [], [])), empty)
+    with pytest.raises(EngineBuildError, match="graph has no nodes"):
+        te.build_engine(empty, shapes={})
+
+
+# --- the engine cache -------------------------------------------------------------------------------
+
+def test_engine_cache_name_encodes_graph_shapes_precision_version_and_gpu(fake_trt, onnx_file: Path,
+                                                                         tmp_path: Path) -> None:
+    fake_trt("11.4.0.106")
+    path = te.cached_engine(onnx_file, shapes=SHAPES, precision="fp16", folder=tmp_path / "cache")
+    assert path.parent == tmp_path / "cache" / "tensorrt"
+    assert path.name == (
+        f"arvo-{te.file_digest(onnx_file)}-prev1x3x64x64_1x3x64x96_1x3x128x128-ref1x3x64x96"
+        f"-fp16-trt11.4.0.106-{GPU}-O3.engine"
+    )
+    assert path.read_bytes() == b"PLAN:ref,prev"
+
+
+def test_cached_engine_is_built_once(fake_trt, calls: list, onnx_file: Path, tmp_path: Path) -> None:
+    fake_trt("11.4.0.106")
+    first = te.cached_engine(onnx_file, shapes=SHAPES, precision="fp32", folder=tmp_path)
+    second = te.cached_engine(onnx_file, shapes=SHAPES, precision="fp32", folder=tmp_path)
+    assert first == second and calls.count(("build",)) == 1
+
+
+def test_another_tensorrt_version_builds_another_engine(fake_trt, onnx_file: Path, tmp_path: Path) -> None:
+    fake_trt("10.12.0.36")
+    old = te.cached_engine(onnx_file, shapes=SHAPES, precision="fp32", folder=tmp_path)
+    fake_trt("11.4.0.106")
+    new = te.cached_engine(onnx_file, shapes=SHAPES, precision="fp32", folder=tmp_path)
+    assert old != new and old.is_file() and new.is_file()
+
+
+def test_unwritable_cache_folder_falls_back_to_a_temporary_one(fake_trt, onnx_file: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_trt("11.4.0.106")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "system-temp"))
+    (tmp_path / "system-temp").mkdir()
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder would be")
+    path = te.cached_engine(onnx_file, shapes=SHAPES, precision="fp32", folder=blocker)
+    assert path.is_file() and path.parent.parent.parent == tmp_path / "system-temp"
+    assert path.parent.name == "tensorrt" and path.parent.parent.name.startswith("vsarvo-cache-")
+
+
+# --- clear errors -----------------------------------------------------------------------------------
+
+def test_missing_tensorrt_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # makes `import tensorrt` raise ImportError
+    with pytest.raises(TensorRTUnavailable, match=r"pip install 'vsarvo\[trt\]'"):
+        te.import_tensorrt()
+
+
+def test_tensorrt_older_than_10_12_is_refused(fake_trt) -> None:
+    fake_trt("10.8.0.43")
+    with pytest.raises(TensorRTUnavailable, match="10.8.0.43 is too old"):
+        te.import_tensorrt()
+
+
+def test_missing_gpu_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(TensorRTUnavailable, match="NVIDIA GPU"):
+        te.gpu_name(0)
+
+
+def test_trt_backend_without_tensorrt_raises_backend_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vsarvo.backends import BackendError, RunnerOptions, create_runner
+
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    with pytest.raises(BackendError, match="TensorRT is not installed"):
+        create_runner("trt", RunnerOptions())
+
+
+# --- the runner -------------------------------------------------------------------------------------
+
+class _FakeStream:
+    def __init__(self, handle: int) -> None:
+        self.cuda_stream = handle
+        self.waited_on: list[int] = []
+
+    def wait_stream(self, other: "_FakeStream") -> None:
+        self.waited_on.append(other.cuda_stream)
+
+
+@pytest.fixture
+def fake_cuda(monkeypatch: pytest.MonkeyPatch) -> dict:
+    """torch.cuda streams replaced by recorders, so the runner's stream logic runs on CPU tensors."""
+    streams = {"caller": _FakeStream(1), "own": _FakeStream(2)}
+    monkeypatch.setattr(torch.cuda, "Stream", lambda device=None: streams["own"])
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: streams["caller"])
+    monkeypatch.setattr(torch.Tensor, "record_stream", lambda self, stream: None)
+    return streams
+
+
+def test_runner_binds_inputs_and_outputs_and_runs_on_its_own_stream(fake_trt, calls: list, fake_cuda: dict) -> None:
+    from vsarvo.export.tensorrt_runner import EngineRunner
+
+    fake_trt("11.4.0.106")
+    runner = EngineRunner(b"PLAN:", device=torch.device("cpu"))
+    frames = [torch.rand(1, 3, 4, 5) for _ in range(3)]
+    outputs = runner(*frames)
+    # The fake engine copies input i to output i through the addresses it was given.
+    for out, frame in zip(outputs, frames):
+        assert torch.equal(out, frame)
+    assert [c for c in calls if c[0] == "set_input_shape"] == [
+        ("set_input_shape", name, (1, 3, 4, 5)) for name in ("prev", "ref", "next")
+    ]
+    assert ("execute_async_v3", 2) in calls
+    assert fake_cuda["own"].waited_on == [1] and fake_cuda["caller"].waited_on == [2]
+
+
+def test_runner_casts_inputs_to_the_engine_dtype(fake_trt, fake_cuda: dict) -> None:
+    from vsarvo.export.tensorrt_runner import EngineRunner
+
+    fake_trt("11.4.0.106")
+    runner = EngineRunner(b"PLAN:", device=torch.device("cpu"))
+    frames = [torch.rand(1, 3, 4, 5, dtype=torch.float64) for _ in range(3)]
+    outputs = runner(*frames)
+    assert all(out.dtype == torch.float32 for out in outputs)
+    assert torch.allclose(outputs[1], frames[1].float())
+
+
+def test_runner_rejects_a_shape_outside_the_profile(fake_trt, fake_cuda: dict) -> None:
+    from vsarvo.export.tensorrt_runner import EngineRunner
+
+    fake_trt("11.4.0.106")
+    runner = EngineRunner(b"PLAN:", device=torch.device("cpu"))
+    with pytest.raises(ValueError, match="outside the engine's profile"):
+        runner(*[torch.rand(1, 3, 8, 8) for _ in range(3)])
+
+
+def test_runner_reports_an_engine_it_cannot_load(fake_trt, fake_cuda: dict) -> None:
+    from vsarvo.export.tensorrt_runner import EngineRunner
+
+    fake_trt("11.4.0.106")
+    with pytest.raises(EngineBuildError, match="delete it from the cache"):
+        EngineRunner(b"garbage", device=torch.device("cpu"))
+
+
+# --- torch-tensorrt ---------------------------------------------------------------------------------
+
+def test_torch_tensorrt_compiles_once_with_explicit_typing(fake_trt, monkeypatch: pytest.MonkeyPatch,
+                                                           tmp_path: Path) -> None:
+    from vsarvo.export import torch_tensorrt_compile as ttc
+    from vsarvo.model import ARVo, ARVoConfig
+
+    fake_trt("11.4.0.106")
+    compiled: list[dict] = []
+    fake = types.ModuleType("torch_tensorrt")
+    fake.__version__ = "2.14.0"
+
+    def compile_(module, **kwargs):  # noqa: ANN001, ANN202 - records the request
+        compiled.append(kwargs)
+        return module
+
+    fake.compile = compile_
+    fake.save = lambda module, path, arg_inputs: Path(path).write_bytes(b"program")
+    monkeypatch.setitem(sys.modules, "torch_tensorrt", fake)
+    monkeypatch.setattr(ttc, "gpu_name", lambda device=0: GPU)
+    model = ARVo(ARVoConfig.tiny())
+    args = dict(height=64, width=96, precision="fp16", device=torch.device("cpu"), folder=tmp_path)
+    first = ttc.cached_compiled_stage(model, **args)
+    second = ttc.cached_compiled_stage(model, **args)
+    assert first == second and len(compiled) == 1
+    assert compiled[0]["ir"] == "dynamo" and compiled[0]["use_explicit_typing"] is True
+    assert [tuple(x.shape) for x in compiled[0]["arg_inputs"]] == [(1, 3, 64, 96)] * 3
+    assert first.name.endswith(f"-96x64-fp16-torchtrt2.14.0-trt11.4.0.106-{GPU}-O3.ep")
+
+
+# --- the real TensorRT ------------------------------------------------------------------------------
+
+def _real_tensorrt() -> bool:
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+@pytest.mark.trt
+@pytest.mark.skipif(not _real_tensorrt(), reason="needs TensorRT >= 10.12 and an NVIDIA GPU")
+@pytest.mark.parametrize("precision, tolerance", [("fp32", 1e-3), ("fp16", 2e-2)])
+def test_real_tensorrt_stage_engine_matches_pytorch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    precision: str, tolerance: float) -> None:
+    from vsarvo.backends import RunnerOptions, create_runner
+    from vsarvo.model import ARVo, ARVoConfig
+    from vsarvo.weights import save_model
+
+    monkeypatch.setenv("VSARVO_CACHE", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    model = ARVo(ARVoConfig.tiny()).eval()
+    weights = save_model(model, tmp_path / "w.safetensors")
+    runner = create_runner("trt", RunnerOptions(weights=str(weights), device="cuda:0", precision=precision))
+    frames = [torch.rand(1, 3, 67, 95) for _ in range(3)]
+    with torch.no_grad():
+        expected = model.stage(*frames).clamp(0, 1)
+    assert (runner.run(*frames) - expected).abs().max().item() <= tolerance
