@@ -86,14 +86,17 @@ def make_datasets(cfg: TrainConfig) -> tuple[Any, Any]:
             cache=cache / f"val_{cfg.val_clips}x{window}x{cfg.procedural_size}_s{cfg.seed}.pt",
         )
         return train, val
-    from vsarvo.training import datasets
+    from vsarvo.training.datasets import VideoWindowDataset, find_videos
 
-    train = datasets.open_dataset(cfg.data, split="train", window=window, crop=cfg.crop)
+    train = VideoWindowDataset(find_videos(Path(cfg.data), "train"), window=window, crop=cfg.crop, augment=True)
     try:
-        val = datasets.open_dataset(cfg.data, split="test", window=window, crop=cfg.crop, augment=False)
-    except (FileNotFoundError, ValueError):
-        val = None
-    return train, val
+        val_videos = find_videos(Path(cfg.data), "test")
+    except ValueError:
+        return train, None
+    val = VideoWindowDataset(val_videos, window=window, crop=cfg.crop, augment=False)
+    # A fixed, evenly spread subset keeps validation cheap on datasets of thousands of frames.
+    picks = np.linspace(0, len(val) - 1, num=min(cfg.val_clips, len(val))).round().astype(int).tolist()
+    return train, torch.utils.data.Subset(val, picks)
 
 
 def step_seed(seed: int, step: int, rank: int) -> int:
