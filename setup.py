@@ -29,8 +29,12 @@ EXTRAS = {
     "trt": ["tensorrt>=10.12", "torch-tensorrt>=2.8"],
     "train": ["matplotlib>=3.8", "pillow>=10", "scikit-image>=0.22"],
     "ray": ["ray>=2.30"],
+    # vs-mlrt's onnxruntime plugin (core.ort.Model), for running the exported stacked-frame graph.
+    "mlrt": ["vapoursynth-mlrt-ort>=17"],
 }
-EXTRAS["dev"] = sorted(set(EXTRAS["train"] + EXTRAS["ray"] + ["pytest>=8", "build>=1.0", "vapoursynth-bestsource>=11"]))
+EXTRAS["dev"] = sorted(set(
+    EXTRAS["train"] + EXTRAS["ray"] + EXTRAS["mlrt"] + ["pytest>=8", "build>=1.0", "vapoursynth-bestsource>=11"]
+))
 
 PLUGIN_SOURCE = "vsarvo/plugin/arvo_shim.c"
 # Where the plugin goes, relative to site-packages: VapourSynth (R72+ wheels)
