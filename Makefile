@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: test test-all demo venv clean
+.PHONY: test test-all demo venv clean ffmpeg
 
 $(VENV)/.installed: setup.py pyproject.toml vsarvo/plugin/arvo_shim.c
 	@if [ -z "$(PYTHON312)" ]; then \
@@ -26,6 +26,16 @@ test: $(VENV)/.installed
 
 test-all: $(VENV)/.installed
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# The demo needs ffmpeg on PATH (Debian/Ubuntu: installed here with apt-get when missing).
+ffmpeg:
+	@command -v ffmpeg >/dev/null || { \
+	  echo "ffmpeg not found: installing it with apt-get" >&2; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq ffmpeg >/dev/null; }
+
+demo: $(VENV)/.installed ffmpeg
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) examples/demo.py --out out/demo
 
 clean:
 	rm -rf build dist *.egg-info
