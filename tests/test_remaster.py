@@ -30,6 +30,7 @@ from vsarvo.transcode import PARTIAL_MARK, is_variable_rate
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
 
 CLI = [sys.executable, "-m", "vsarvo.cli"]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 # --- helpers ---------------------------------------------------------------------------------------
@@ -234,6 +235,20 @@ def test_changed_settings_reprocess_the_file(folder_job, tmp_path, common):
     assert frame_count(copy / "one.mkv") == 10
 
 
+def test_example_job_script_resumes_a_finished_folder(folder_job, tmp_path, weights):
+    src, out, _ = folder_job
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "ENCODER": "ffv1", "WEIGHTS": str(weights), "DEVICES": "cpu"}
+    done = subprocess.run(["bash", str(ROOT / "examples" / "remaster_job.sh"), str(src), str(copy)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    assert "some files failed" in done.stderr
+    assert read_json(copy / "arvo-summary.json")["counts"] == {"done": 0, "skipped": 2, "failed": 1, "interrupted": 0}
+    assert read_json(copy / "arvo-job.json")["files"]["broken.mkv"]["attempts"] == 2  # RETRIES=1
+
+
 # --- failures of the job itself ---------------------------------------------------------------------
 
 
@@ -413,14 +428,14 @@ def test_sources_from_folders_globs_and_lists(tmp_path):
     found = find_sources([str(tmp_path / "in"), str(tmp_path / "*.mov"), str(tmp_path / "list.txt")],
                          exclude=tmp_path / "out")
     assert [(s.path.relative_to(tmp_path).as_posix(), s.relative.as_posix()) for s in found] == [
-        ("in/a.mkv", "a"), ("in/deep/b.MP4", "deep/b"), ("c.mov", "c")]
+        ("in/a.mkv", "a.mkv"), ("in/deep/b.MP4", "deep/b.MP4"), ("c.mov", "c.mov")]
 
 
 def test_output_folder_inside_the_source_folder_is_not_a_source(tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "a.mkv").write_bytes(b"")
     (tmp_path / "out" / "a.mkv").write_bytes(b"")
-    assert [s.relative.as_posix() for s in find_sources([str(tmp_path)], exclude=tmp_path / "out")] == ["a"]
+    assert [s.relative.as_posix() for s in find_sources([str(tmp_path)], exclude=tmp_path / "out")] == ["a.mkv"]
 
 
 def test_missing_source_argument_raises_value_error(tmp_path):

@@ -3,8 +3,8 @@
 A source argument is a video file, a folder (searched recursively for video extensions), a glob
 pattern (``'in/**/*.mkv'``), a list file (``.txt``/``.list``/``.lst``: one path per line, relative
 to the list's folder, ``#`` comments) or a vsarvo job manifest (``arvo-job.json``: its sources).
-A file found in a folder keeps its path relative to that folder under the output folder; any other
-file goes to the output folder's top.
+A file found in a folder keeps its path relative to that folder under the output folder (with the
+output container's extension); any other file goes to the output folder's top.
 """
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ LIST_EXTENSIONS = frozenset({".txt", ".list", ".lst"})
 
 @dataclass(frozen=True)
 class SourceFile:
-    """A source (absolute path) and its output's path relative to the output folder, without extension."""
+    """A source (absolute path) and its path relative to the folder it was found in (its name alone
+    when it was named directly), which its output keeps under the output folder."""
 
     path: Path
     relative: Path
@@ -40,7 +41,7 @@ def _walk(folder: Path, exclude: Path | None) -> list[SourceFile]:
         for name in sorted(files):
             path = here / name
             if path.suffix.lower() in VIDEO_EXTENSIONS and not name.startswith("."):
-                found.append(SourceFile(path.resolve(), path.relative_to(folder).with_suffix("")))
+                found.append(SourceFile(path.resolve(), path.relative_to(folder)))
     return found
 
 
@@ -81,9 +82,9 @@ def find_sources(arguments: list[str], *, exclude: Path | None = None) -> list[S
                 for entry in _listed(path):
                     if not Path(entry).is_file():
                         raise ValueError(f"{path} lists {entry}, which is not a file")
-                    sources.append(SourceFile(Path(entry).resolve(), Path(Path(entry).stem)))
+                    sources.append(SourceFile(Path(entry).resolve(), Path(Path(entry).name)))
             else:
-                sources.append(SourceFile(path.resolve(), Path(path.stem)))
+                sources.append(SourceFile(path.resolve(), Path(path.name)))
         elif glob.has_magic(argument):
             matches = sorted(Path(match) for match in glob.glob(os.path.expanduser(argument), recursive=True))
             files = [
@@ -93,7 +94,7 @@ def find_sources(arguments: list[str], *, exclude: Path | None = None) -> list[S
             ]
             if not files:
                 raise ValueError(f"no files match {argument!r}")
-            sources += [SourceFile(match.resolve(), Path(match.stem)) for match in files]
+            sources += [SourceFile(match.resolve(), Path(match.name)) for match in files]
         else:
             raise ValueError(f"{argument} does not exist")
     unique: dict[Path, SourceFile] = {}

@@ -379,6 +379,7 @@ class _Driver:
         self.attempts = dict.fromkeys(self.plans, 0)
         self.active: set[str] = set()
         self.started: set[str] = set()
+        self.signals = _Signals()
         self.cancelled = False
 
     def submit(self, key: str) -> None:
@@ -390,15 +391,15 @@ class _Driver:
         """Run until every file has finished; returns the signal that interrupted the job, if one did."""
         for key in self.plans:
             self.submit(key)
-        with _Signals() as signals:
+        with self.signals:
             while self.active:
-                if signals.received is not None and not self.cancelled:
+                if self.signals.received is not None and not self.cancelled:
                     self.cancelled = True
                     self.pool.cancel()
                 for event in self.pool.events(timeout=0.5):
                     self.handle(event)
                 self.progress.draw()
-        return signals.received
+        return self.signals.received
 
     def handle(self, event: tuple[Any, ...]) -> None:
         kind = event[0]
@@ -420,7 +421,10 @@ class _Driver:
     def finished(self, result: FileResult) -> None:
         key = result.key
         self.active.discard(key)
-        if result.status == "failed" and not self.cancelled and self.attempts[key] <= self.retries:
+        if result.status == "failed" and self.signals.received is not None:
+            # Ctrl-C reaches vspipe and ffmpeg too (one process group): their failure is the signal's.
+            result.status, result.reason = "interrupted", "interrupted"
+        if result.status == "failed" and self.attempts[key] <= self.retries:
             self.progress.finished(key, result.status, reason=result.reason, retry=True)
             self.submit(key)
             return

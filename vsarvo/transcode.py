@@ -158,10 +158,13 @@ class FileResult:
 
 class Cancellation:
     """Lets another thread stop running files: ``cancel()`` kills every process registered here,
-    which ends the relay; those files come back "interrupted"."""
+    which ends the relay; those files come back "interrupted".
+
+    ``cancel()`` may run in a signal handler, interrupting the same thread inside ``register()``:
+    the lock is re-entrant so that cannot deadlock."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._processes: set[subprocess.Popen[bytes]] = set()
         self.cancelled = False
 
