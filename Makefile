@@ -39,3 +39,15 @@ demo: $(VENV)/.installed ffmpeg
 
 clean:
 	rm -rf build dist *.egg-info
+
+# Benchmarks from this checkout (bench/ is not installed): JSON/PNG in bench/results/, the README's
+# table in bench/results/TABLE.md. `make bench BENCH_ARGS=--quick` for the short run.
+BENCH_ARGS ?=
+.PHONY: bench
+
+$(VENV)/.bench-installed: $(VENV)/.installed setup.py
+	$(PY) -m pip install -q -e '.[dev,bench]'
+	@touch $@
+
+bench: $(VENV)/.bench-installed
+	$(PY) -m bench $(BENCH_ARGS)

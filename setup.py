@@ -31,6 +31,9 @@ EXTRAS = {
     "ray": ["ray>=2.30"],
     # vs-mlrt's onnxruntime plugin (core.ort.Model), for running the exported stacked-frame graph.
     "mlrt": ["vapoursynth-mlrt-ort>=17"],
+    # bench/: the BasicVSR++ peer as vsbasicvsrpp ships it (its network imports mmengine and
+    # torchvision) and the aggregation-memory plot.
+    "bench": ["vsbasicvsrpp==3.0.0", "mmengine>=0.10", "torchvision>=0.20.1", "matplotlib>=3.8"],
 }
 EXTRAS["dev"] = sorted(set(
     EXTRAS["train"] + EXTRAS["ray"] + EXTRAS["mlrt"] + ["pytest>=8", "build>=1.0", "vapoursynth-bestsource>=11"]

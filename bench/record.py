@@ -1,0 +1,58 @@
+"""Result files: where they live, the envelope every benchmark writes, atomic writing and loading."""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench.machine import describe_machine
+
+__all__ = ["RESULTS_DIR", "REPO_ROOT", "envelope", "write_json", "load_results"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = REPO_ROOT / "bench" / "results"
+
+
+def envelope(benchmark: str, argv: list[str], note: str | None) -> dict[str, Any]:
+    """The fields every result file starts with: which benchmark, the command that reproduces it, the machine.
+
+    ``note`` is free text about the conditions (e.g. "a training run was using the CPU"); the machine
+    description records the load average too, so contention is visible even without a note.
+    """
+    return {
+        "benchmark": benchmark,
+        "command": shlex.join(["python", "-m", f"bench.{benchmark}", *argv]),
+        "note": note,
+        "machine": describe_machine(),
+    }
+
+
+def write_json(path: str | os.PathLike[str], data: dict[str, Any]) -> Path:
+    """Write ``data`` as indented JSON to ``path`` atomically (temp name in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2, sort_keys=False)
+            fh.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    print(f"wrote {path}", file=sys.stderr)
+    return path
+
+
+def load_results(folder: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
+    """Every ``*.json`` in ``folder`` that carries a ``benchmark`` field, keyed by that field."""
+    results: dict[str, dict[str, Any]] = {}
+    for path in sorted(Path(folder).glob("*.json")):
+        data = json.loads(path.read_text())
+        if isinstance(data, dict) and "benchmark" in data:
+            results[data["benchmark"]] = data
+    return results
