@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_video(path: Path, *, frames: int, rate: int = 24, audio: bool = True, codec: str = "libx264",
-               video_filter: str | None = None) -> Path:
+               pix_fmt: str = "yuv420p", video_filter: str | None = None) -> Path:
     """A 96x64 testsrc2 clip of ``frames`` frames with a sine tone as long as the video."""
     path.parent.mkdir(parents=True, exist_ok=True)
     command = ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size=96x64:rate={rate}"]
@@ -46,7 +46,7 @@ def make_video(path: Path, *, frames: int, rate: int = 24, audio: bool = True, c
                     "-c:a", "aac"]
     if video_filter:
         command += ["-vf", video_filter, "-fps_mode", "passthrough"]
-    command += ["-frames:v", str(frames), "-c:v", codec, "-pix_fmt", "yuv420p", str(path)]
+    command += ["-frames:v", str(frames), "-c:v", codec, "-pix_fmt", pix_fmt, str(path)]
     subprocess.run(command, check=True, timeout=60)
     return path
 
@@ -78,6 +78,15 @@ def video_times(path: Path) -> list[float]:
     """Presentation times of the video frames, in seconds, in display order."""
     packets = ffprobe(path, "-select_streams", "v:0", "-show_entries", "packet=pts_time")["packets"]
     return sorted(float(p["pts_time"]) for p in packets)
+
+
+def rgb_frames(path: Path) -> "np.ndarray":
+    """Every frame decoded to 8-bit RGB, shape (frames, height, width, 3)."""
+    import numpy as np
+
+    done = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+                          capture_output=True, check=True, timeout=60)
+    return np.frombuffer(done.stdout, np.uint8).reshape(-1, 64, 96, 3)
 
 
 def first_audio_time(path: Path) -> float:
@@ -358,6 +367,27 @@ def test_deblur_of_a_corrupt_file_exits_1_with_the_reason(tmp_path, weights):
     assert done.returncode == 1
     assert "Invalid data" in done.stderr
     assert not (tmp_path / "out.mkv").exists()
+
+
+def test_rgb_source_comes_out_rgb_with_its_planes_in_place(tmp_path, weights):
+    source = make_video(tmp_path / "rgb.mkv", frames=10, audio=False, codec="ffv1", pix_fmt="gbrp")
+    output = tmp_path / "out.mkv"
+    done = arvo("deblur", source, output, "--weights", weights, "--device", "cpu", "--encoder", "ffv1", "--quiet")
+    assert done.returncode == 0, done.stderr
+    stream = ffprobe(output, "-show_entries", "stream=pix_fmt,color_space")["streams"][0]
+    assert stream == {"pix_fmt": "bgr0", "color_space": "gbr"}  # how FFV1 stores 8-bit RGB
+    # The random tiny model changes pixels by about 1e-3: a plane in the wrong place would differ by ~100.
+    difference = abs(rgb_frames(output).astype(int) - rgb_frames(source).astype(int))
+    assert difference.shape[0] == 10 and difference.mean() < 2
+
+
+def test_ffmpeg_error_is_the_files_reason(tmp_path, weights):
+    source = make_video(tmp_path / "clip.mkv", frames=10, audio=False)
+    done = arvo("deblur", source, tmp_path / "out.mkv", "--weights", weights, "--device", "cpu",
+                "--ffmpeg-args", "-c:v no_such_encoder", "--quiet")
+    assert done.returncode == 1
+    assert "ffmpeg: Unknown encoder 'no_such_encoder'" in done.stderr
+    assert list(tmp_path.glob("*out*")) == []
 
 
 # --- Ray ----------------------------------------------------------------------------------------------

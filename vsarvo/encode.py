@@ -6,7 +6,7 @@ Everything here builds argument lists; nothing runs ffmpeg and nothing goes thro
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 

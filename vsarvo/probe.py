@@ -23,6 +23,9 @@ COLOUR_FIELDS = {
     "chroma_location": "-chroma_sample_location",
 }
 
+# ffprobe prints libavutil's names; the encoder options accept the same names except these.
+_OPTION_VALUES = {("color_space", "gbr"): "rgb"}
+
 # Values that mean "not stated": passing them on would state nothing, so they are left out.
 _UNSTATED = {"", "unknown", "unspecified", "reserved", "N/A"}
 
@@ -39,8 +42,8 @@ class SourceInfo:
         video_offset: seconds from the file's first timestamp (over all streams) to its first video
             frame. ffmpeg starts each input at its own first timestamp, so the deblurred video (an
             input of its own) must be delayed by this much to stay in sync with the source's audio.
-        colour: ffprobe colour fields of the first video stream that the source states
-            (keys of COLOUR_FIELDS).
+        colour: the colour fields of the first video stream that the source states (keys of
+            COLOUR_FIELDS), each as a value the matching ffmpeg option accepts.
         duration: the container's duration in seconds, None where it does not say.
         streams: how many streams of each type the file has ({"video": 1, "audio": 2, ...}).
     """
@@ -98,5 +101,8 @@ def probe(path: str | Path, *, ffprobe: str | None = None, timeout: float = 60.0
     file_start = _seconds(fmt.get("start_time")) or 0.0
     video_start = _seconds(video.get("start_time"))
     offset = max(0.0, video_start - file_start) if video_start is not None else 0.0
-    colour = {key: str(video[key]) for key in COLOUR_FIELDS if str(video.get(key, "")) not in _UNSTATED}
+    colour = {
+        key: _OPTION_VALUES.get((key, str(video[key])), str(video[key]))
+        for key in COLOUR_FIELDS if str(video.get(key, "")) not in _UNSTATED
+    }
     return SourceInfo(video_offset=offset, colour=colour, duration=_seconds(fmt.get("duration")), streams=counts)

@@ -35,7 +35,7 @@ from typing import BinaryIO, Callable
 
 from vsarvo.encode import Encoder, ffmpeg_command
 from vsarvo.framepipe import MatroskaWriter, TIMESTAMP_SCALE_NS, Y4MError, Y4MHeader, read_frame, read_header
-from vsarvo.probe import ProbeError, SourceInfo, probe
+from vsarvo.probe import ProbeError, probe
 
 __all__ = [
     "DeblurOptions", "FileTask", "FileResult", "Cancellation", "transcode_file", "partial_path",
@@ -45,6 +45,8 @@ __all__ = [
 # Partial outputs are hidden files named ".<name>.<random>.arvo-partial.<ext>" beside the final file:
 # a re-run recognises (and removes) them by this mark, and their extension still names the muxer.
 PARTIAL_MARK = ".arvo-partial"
+
+_FFMPEG_STOPPED = "ffmpeg stopped reading"
 
 # A variable frame rate is declared when a frame's timestamp is this far (ms) from where the clip's
 # nominal rate puts it: container time bases round timestamps by up to 0.5 ms, and source filters
@@ -292,12 +294,30 @@ class _Run:
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
 
+def _grid_times(fps: Fraction) -> Callable[[int], int]:
+    """Frame i's time on a constant-rate grid, in TIMESTAMP_SCALE_NS units."""
+    step = Fraction(10**9, TIMESTAMP_SCALE_NS) / fps
+    return lambda i: round(i * step)
+
+
+def _source_times(times_ms: list[float]) -> Callable[[int], int]:
+    """Frame i's time from the source's timecodes (ms), from 0, in TIMESTAMP_SCALE_NS units."""
+    scale = 1e6 / TIMESTAMP_SCALE_NS
+
+    def timestamp(i: int) -> int:
+        if i >= len(times_ms):
+            raise _Failed(f"vspipe sent more frames than the source has timestamps ({len(times_ms)})")
+        return round((times_ms[i] - times_ms[0]) * scale)
+
+    return timestamp
+
+
 def _relay(
-    vspipe_out: BinaryIO, ffmpeg_in: BinaryIO, header: Y4MHeader, *, timestamps: list[int],
+    vspipe_out: BinaryIO, ffmpeg_in: BinaryIO, header: Y4MHeader, *, timestamp: Callable[[int], int],
     rgb: bool, progress: Callable[[int, int | None], None] | None,
 ) -> int:
     """Move frames from vspipe's y4m to ffmpeg's Matroska until vspipe's stream ends, frame i at
-    ``timestamps[i]`` (TIMESTAMP_SCALE_NS units); returns the frames moved."""
+    ``timestamp(i)`` (TIMESTAMP_SCALE_NS units); returns the frames moved."""
     view = memoryview(bytearray(header.frame_size))
     writer = MatroskaWriter(
         ffmpeg_in, width=header.width, height=header.height, fourcc=header.fourcc(rgb=rgb),
@@ -305,9 +325,7 @@ def _relay(
     )
     frames = 0
     while read_frame(vspipe_out, header, view) is not None:
-        if frames >= len(timestamps):
-            raise _Failed(f"vspipe sent more frames than the source has timestamps ({len(timestamps)})")
-        writer.write(timestamps[frames], view)
+        writer.write(timestamp(frames), view)
         frames += 1
         if progress is not None:
             progress(frames, header.frames)
@@ -376,11 +394,7 @@ def transcode_file(
             rgb = json.loads(pipe_info.read_text()).get("rgb", False) if pipe_info.exists() else False
             times_ms = read_timecodes(timecodes) if timecodes.exists() else []
             vfr = is_variable_rate(times_ms, header.fps)
-            if vfr:
-                timestamps = [round((t - times_ms[0]) * 1e6 / TIMESTAMP_SCALE_NS) for t in times_ms]
-            else:
-                step = Fraction(10**9, TIMESTAMP_SCALE_NS) / header.fps
-                timestamps = [round(i * step) for i in range(header.frames or len(times_ms))]
+            timestamp = _source_times(times_ms) if vfr else _grid_times(header.fps)
             command = ffmpeg_command(
                 source=task.source, output=run.partial, encoder=task.encoder, info=info,
                 frame_rate=None if vfr else header.fps, ffmpeg=find_tool("ffmpeg"),
@@ -389,13 +403,13 @@ def transcode_file(
             relay_error = None
             try:
                 frames = _relay(
-                    vspipe.stdout, ffmpeg.stdin, header, timestamps=timestamps, rgb=rgb,
+                    vspipe.stdout, ffmpeg.stdin, header, timestamp=timestamp, rgb=rgb,
                     progress=progress,
                 )
             except (Y4MError, _Failed, ValueError) as exc:
                 relay_error = f"relay: {exc}"
             except BrokenPipeError:
-                relay_error = "ffmpeg stopped reading"
+                relay_error = _FFMPEG_STOPPED
             finally:
                 try:
                     ffmpeg.stdin.close()
@@ -407,10 +421,12 @@ def transcode_file(
             vspipe_code = vspipe.wait()
         if cancel is not None and cancel.cancelled:
             return finish("interrupted", "interrupted")
+        # Whichever process failed first says why: vspipe is killed when ffmpeg stops reading, and
+        # ffmpeg fails on a stream that vspipe ended early.
+        if relay_error == _FFMPEG_STOPPED or (ffmpeg_code != 0 and vspipe_code == 0):
+            raise _Failed(_tail_reason(logs["ffmpeg"], "ffmpeg"))
         if vspipe_code != 0:
             raise _Failed(_tail_reason(logs["vspipe"], "vspipe"))
-        if ffmpeg_code != 0 or relay_error == "ffmpeg stopped reading":
-            raise _Failed(_tail_reason(logs["ffmpeg"], "ffmpeg"))
         if relay_error is not None:
             raise _Failed(relay_error)
         if header.frames is not None and frames != header.frames:
