@@ -387,7 +387,9 @@ def test_ffmpeg_error_is_the_files_reason(tmp_path, weights):
                 "--ffmpeg-args", "-c:v no_such_encoder", "--quiet")
     assert done.returncode == 1
     assert "ffmpeg: Unknown encoder 'no_such_encoder'" in done.stderr
-    assert list(tmp_path.glob("*out*")) == []
+    log = tmp_path / "out.mkv.arvo.log"
+    assert f"(log: {log})" in done.stderr and "no_such_encoder" in log.read_text()
+    assert sorted(p.name for p in tmp_path.glob("*out*")) == ["out.mkv.arvo.log"]
 
 
 # --- Ray ----------------------------------------------------------------------------------------------
@@ -459,6 +461,13 @@ def test_sources_from_folders_globs_and_lists(tmp_path):
                          exclude=tmp_path / "out")
     assert [(s.path.relative_to(tmp_path).as_posix(), s.relative.as_posix()) for s in found] == [
         ("in/a.mkv", "a.mkv"), ("in/deep/b.MP4", "deep/b.MP4"), ("c.mov", "c.mov")]
+
+
+def test_sources_from_a_previous_jobs_manifest(tmp_path):
+    clip = tmp_path / "clip.mkv"
+    clip.write_bytes(b"")
+    (tmp_path / "arvo-job.json").write_text(json.dumps({"version": 1, "files": {"clip.mkv": {"source": str(clip)}}}))
+    assert [s.path for s in find_sources([str(tmp_path / "arvo-job.json")])] == [clip.resolve()]
 
 
 def test_output_folder_inside_the_source_folder_is_not_a_source(tmp_path):

@@ -92,8 +92,9 @@ class JobProgress:
         self.draw()
 
     def finished(self, key: str, status: str, *, frames: int = 0, seconds: float = 0.0, reason: str | None = None,
-                 retry: bool = False) -> None:
-        """A file ended; ``retry``: it failed and goes back to the queue (counts as not finished)."""
+                 log: str | None = None, retry: bool = False) -> None:
+        """A file ended (``log``: where its tools' messages are); ``retry``: it failed and goes back
+        to the queue (counts as not finished)."""
         running = self._running.pop(key, None)
         number = f"[{running.number}/{self.files}] " if running else ""
         if retry:
@@ -106,7 +107,7 @@ class JobProgress:
             fps = frames / seconds if seconds else 0.0
             self._event(f"{number}{key}: done, {frames} frames in {format_duration(seconds)} ({fps:.1f} fps)")
         else:
-            self._event(f"{number}{key}: {status}: {reason}")
+            self._event(f"{number}{key}: {status}: {reason}" + (f" (log: {log})" if log else ""))
 
     # --- drawing -----------------------------------------------------------------------------
 

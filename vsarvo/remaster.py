@@ -205,18 +205,21 @@ def run_deblur(args: argparse.Namespace) -> int:
         return _error("deblur", str(exc))
     except OSError as exc:
         return _error("deblur", f"cannot create {output.parent}: {exc.strerror or exc}")
-    task = FileTask(key=output.name, source=str(source), output=str(output), deblur=deblur, encoder=encoder)
+    # On failure the tools' messages go beside the intended output.
+    task = FileTask(key=output.name, source=str(source), output=str(output), deblur=deblur, encoder=encoder,
+                    log=str(output) + ".arvo.log")
     progress = JobProgress(files=1, quiet=args.quiet)
     cancel = Cancellation()
     with _Signals(cancel.cancel) as signals:
         progress.started(task.key)
         result = transcode_file(task, cancel=cancel, progress=lambda f, t: progress.advanced(task.key, f, t))
-        progress.finished(task.key, result.status, frames=result.frames, seconds=result.seconds, reason=result.reason)
+        progress.finished(task.key, result.status, frames=result.frames, seconds=result.seconds,
+                          reason=result.reason, log=result.log)
         progress.close()
     if signals.received is not None:
         return 128 + signals.received
     if result.status != "done" and args.quiet:
-        print(f"arvo deblur: {source.name}: {result.reason}", file=sys.stderr)
+        print(f"arvo deblur: {source.name}: {result.reason} (log: {result.log})", file=sys.stderr)
     return 0 if result.status == "done" else EXIT_FAILED
 
 
@@ -439,4 +442,4 @@ class _Driver:
                 log=result.log, attempts=self.attempts[key], vfr=result.vfr,
             )
         self.progress.finished(key, result.status, frames=result.frames, seconds=result.seconds,
-                               reason=result.reason)
+                               reason=result.reason, log=result.log)
