@@ -96,12 +96,18 @@ def score_video(restored: torch.Tensor, sharp: torch.Tensor, crop: int) -> dict[
 
 
 @torch.no_grad()
-def evaluate(model: ARVo, videos: Iterable[Video], *, crop: int = 4, stages: int | None = None) -> dict[str, Any]:
-    """Scores per video and over the set for the model ("model") and the blurry input ("input")."""
+def evaluate(model: ARVo, videos: Iterable[Video], *, crop: int = 4, stages: int | None = None,
+             single_frame: bool = False) -> dict[str, Any]:
+    """Scores per video and over the set for the model ("model") and the blurry input ("input").
+
+    ``single_frame``: every frame is treated as a scene start, so a stage sees only the reference
+    (the single-frame baseline of the ablation).
+    """
     model.eval()
     report: dict[str, Any] = {"videos": {}, "crop": crop}
     for video in videos:
-        restored = restore_clip(model, video.blur, stages=stages)
+        cuts = set(range(video.blur.shape[0])) if single_frame else None
+        restored = restore_clip(model, video.blur, stages=stages, cuts=cuts)
         report["videos"][video.name] = {"model": score_video(restored, video.sharp, crop),
                                         "input": score_video(video.blur, video.sharp, crop)}
         m, i = report["videos"][video.name]["model"], report["videos"][video.name]["input"]
