@@ -537,6 +537,25 @@ def test_second_job_on_the_same_folder_is_refused(tmp_path):
             JobLock(tmp_path).__enter__()
 
 
+def test_status_line_gives_frames_fps_and_eta_per_file_and_overall(monkeypatch):
+    import io
+
+    import vsarvo.progress as progress_module
+
+    clock = [100.0]
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: clock[0])
+    progress = progress_module.JobProgress(files=2, stream=io.StringIO())
+    progress.started("a.mkv")
+    assert progress.status_line().startswith("a.mkv loading | overall 0/2 files 0%")
+    clock[0] = 110.0
+    progress.advanced("a.mkv", 1, 41)  # first frame after 10 s of loading
+    clock[0] = 120.0
+    progress.advanced("a.mkv", 21, 41)  # then 2 fps
+    # Overall: (21/41) / 2 files = 26% in 20 s -> 58 s to go; 21 frames in 20 s = 1.05 fps.
+    assert progress.status_line() == (
+        "a.mkv 21/41 frames 2.0 fps ETA 0:10 | overall 0/2 files 26% 1.1 fps ETA 0:58")
+
+
 def test_summary_table_lists_each_file_and_the_counts():
     table = format_table([
         {"key": "a.mkv", "status": "done", "frames": 240, "seconds": 12.0},

@@ -6,6 +6,7 @@ printed as a plain line every few seconds. Quiet mode prints nothing. Never stdo
 """
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -61,7 +62,7 @@ class JobProgress:
     _finished: int = field(default=0, init=False)
     _frames_finished: int = field(default=0, init=False)
     _started_files: int = field(default=0, init=False)
-    _start: float = field(default_factory=time.monotonic, init=False)
+    _start: float = field(default_factory=lambda: time.monotonic(), init=False)
     _last_draw: float = field(default=0.0, init=False)
     _status_shown: bool = field(default=False, init=False)
 
@@ -117,11 +118,13 @@ class JobProgress:
         parts = []
         frames_running = 0
         for key, running in sorted(self._running.items(), key=lambda item: item[1].number):
-            fps = running.fps(now)
             frames_running += running.frames
-            total = running.total if running.total is not None else "?"
-            eta = (running.total - running.frames) / fps if fps and running.total else None
-            parts.append(f"{key} {running.frames}/{total} frames {fps:.1f} fps ETA {format_duration(eta)}")
+            if running.total is None:
+                parts.append(f"{key} loading")  # vspipe is evaluating the script (model, source index)
+                continue
+            fps = running.fps(now)
+            eta = (running.total - running.frames) / fps if fps else None
+            parts.append(f"{key} {running.frames}/{running.total} frames {fps:.1f} fps ETA {format_duration(eta)}")
         done_fraction = self._finished + sum(r.fraction() for r in self._running.values())
         fraction = done_fraction / self.files if self.files else 1.0
         elapsed = now - self._start
@@ -140,6 +143,8 @@ class JobProgress:
         self._last_draw = now
         line = "arvo: " + self.status_line()
         if self._tty:
+            # One screen line, or the carriage return would redraw only its last part.
+            line = line[: shutil.get_terminal_size().columns - 1]
             self.stream.write("\r\x1b[K" + line)
             self._status_shown = True
         else:
