@@ -26,6 +26,8 @@ __all__ = ["LocalPool", "RayPool", "Event"]
 
 Event = tuple[Any, ...]
 
+_LOCAL_OBJECT_STORE = 256 * 1024**2
+
 # Ray workers report progress at most this often (each report is a call to the queue actor).
 _RAY_PROGRESS_INTERVAL = 0.5
 
@@ -142,7 +144,8 @@ class RayPool:
             include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR, ignore_reinit_error=True,
         )
         if address == "local":
-            ray.init(num_cpus=local_cpus or os.cpu_count() or 1, **options)
+            # Tasks exchange only small results: a small object store, not Ray's 30% of memory.
+            ray.init(num_cpus=local_cpus or os.cpu_count() or 1, object_store_memory=_LOCAL_OBJECT_STORE, **options)
         else:
             ray.init(address=address, **options)
         if gpus_per_file is None:

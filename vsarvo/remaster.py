@@ -18,13 +18,16 @@ import hashlib
 import signal
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from vsarvo.encode import CONTAINERS, ENCODERS, Encoder
 from vsarvo.inputs import find_sources
 from vsarvo.jobs import LOG_DIR, JobLock, JobLockedError, Manifest, format_table, settings_hash, write_summary
 from vsarvo.progress import JobProgress
 from vsarvo.transcode import PARTIAL_MARK, Cancellation, DeblurOptions, FileResult, FileTask, transcode_file
+
+if TYPE_CHECKING:
+    from vsarvo.dispatch import LocalPool, RayPool
 
 __all__ = ["add_parser", "run_deblur", "run_remaster", "parse_devices", "BACKEND_CHOICES"]
 
@@ -52,7 +55,7 @@ def _add_common(parser: argparse.ArgumentParser, *, container: bool) -> None:
     model.add_argument("--tile-overlap", type=int)
     model.add_argument("--stages", type=int, help="progressive stages (default: the model's)")
     model.add_argument("--no-scene-change", dest="scene_change", action="store_false",
-                       help="let neighbours across a cut help (default: cuts cut)")
+                       help="use neighbours across scene cuts too (default: a cut stops the window)")
     model.add_argument("--sc-threshold", type=float, help="scene-cut threshold in [0, 1]")
     model.add_argument("--streams", type=int, default=1, help="model calls at once per file")
     encode = parser.add_argument_group("encoding")
@@ -88,7 +91,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     remaster.add_argument("sources", nargs="+", metavar="SRC",
                           help="video file, folder, glob pattern, list file (.txt) or job manifest (.json)")
     remaster.add_argument("--out", required=True, type=Path, help="output folder (holds the job's manifest)")
-    remaster.add_argument("--jobs", type=int, help="files at once on this machine (default: 1 per device, else 1)")
+    remaster.add_argument("--jobs", type=int,
+                          help="files at once on this machine (default: 1 per device, else 1); "
+                               "with --ray local, the local Ray instance's CPUs")
     remaster.add_argument("--devices", help="GPUs to use, one worker each, e.g. 0,1 (cuda:0, cuda:1)")
     remaster.add_argument("--ray", metavar="ADDRESS", help="run files as Ray tasks on this cluster ('local': start one here)")
     remaster.add_argument("--gpus-per-file", type=float, help="Ray: GPUs per file (default: 1 if the cluster has GPUs)")
@@ -266,13 +271,11 @@ def _plan(args: argparse.Namespace, out: Path, encoder: Encoder, deblur: DeblurO
     return planned
 
 
-def _make_pool(args: argparse.Namespace):
-    """The worker pool the arguments ask for."""
+def _make_pool(args: argparse.Namespace) -> LocalPool | RayPool:
+    """The worker pool the arguments ask for (Ray is imported only for --ray)."""
     from vsarvo.dispatch import LocalPool, RayPool
 
     devices = parse_devices(args.devices)
-    if args.jobs is not None and args.jobs < 1:
-        raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
     if args.ray:
         if devices:
             raise UsageError("--devices is for local workers; on Ray each file gets the GPU Ray assigns")
@@ -300,6 +303,8 @@ def run_remaster(args: argparse.Namespace) -> int:
     out = args.out.expanduser().resolve()
     if args.retries < 0:
         return _error("remaster", f"--retries must be >= 0, got {args.retries}")
+    if args.jobs is not None and args.jobs < 1:
+        return _error("remaster", f"--jobs must be at least 1, got {args.jobs}")
     try:
         encoder = _encoder(args, args.container)
         deblur = _deblur_options(args)
@@ -375,7 +380,7 @@ class _Driver:
     """Submits a job's files to a pool and turns the pool's events into manifest entries, summary
     rows, retries and progress. Runs in the driver's main thread, the only writer of the manifest."""
 
-    def __init__(self, pool: Any, todo: list[tuple[FileTask, str, dict[str, Any]]], manifest: Manifest,
+    def __init__(self, pool: LocalPool | RayPool, todo: list[tuple[FileTask, str, dict[str, Any]]], manifest: Manifest,
                  rows: dict[str, dict[str, Any]], progress: JobProgress, *, retries: int) -> None:
         self.pool, self.manifest, self.rows, self.progress, self.retries = pool, manifest, rows, progress, retries
         self.plans = {task.key: (task, digest, settings) for task, digest, settings in todo}
