@@ -36,6 +36,7 @@ import os
 import shutil
 import sys
 from collections.abc import Iterator, Sequence
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -128,7 +129,19 @@ def _size(text: str) -> tuple[int, int]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m vsarvo.training.synthesis", description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+    _add_commands(parser)
+    return parser
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register `arvo synth {hfr,procedural}` (see vsarvo/cli.py)."""
+    parser = subparsers.add_parser("synth", help="make blurry/sharp training data", description=__doc__.split("\n\n")[0])
+    _add_commands(parser)
+    parser.set_defaults(func=lambda args: _run(args))
+
+
+def _add_commands(parser: argparse.ArgumentParser) -> None:
+    commands = parser.add_subparsers(dest="synth_command", required=True)
 
     hfr = commands.add_parser("hfr", help="HFR-DVD recipe from high-frame-rate videos or frame folders")
     hfr.add_argument("sources", nargs="+", type=Path, help="video files (read with ffmpeg) or folders of frames")
@@ -153,7 +166,6 @@ def _parser() -> argparse.ArgumentParser:
                                 metavar=("LOW", "HIGH"), help=f"{unit} (default {getattr(defaults, name)})")
     procedural.add_argument("--layers", type=int, nargs=2, default=defaults.layers, metavar=("LOW", "HIGH"))
     procedural.add_argument("--sub-frames", type=int, default=defaults.sub_frames, help="renders averaged per blurry frame")
-    return parser
 
 
 def _run_hfr(args: argparse.Namespace) -> None:
@@ -194,9 +206,12 @@ def _run_procedural(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    args = _parser().parse_args(argv)
+    return _run(_parser().parse_args(argv))
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
-        if args.command == "hfr":
+        if args.synth_command == "hfr":
             _run_hfr(args)
         else:
             _run_procedural(args)
