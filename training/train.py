@@ -288,6 +288,7 @@ class Trainer:
     @torch.no_grad()
     def validate(self) -> float:
         """Mean PSNR (dB, RGB in [0, 1] -> uint8 as the DVD papers report) on the validation windows."""
+        from vsarvo.training.eval import to_uint8
         from vsarvo.training.metrics import psnr
 
         if self.val_dataset is None or len(self.val_dataset) == 0:
@@ -364,11 +365,6 @@ class Trainer:
         save_model(self.model, self.out_dir / "arvo.safetensors", extra={"train_steps": self.step_index})
         (self.out_dir / "history.json").write_text(json.dumps(self.history))
         plot_curves(self.history, self.out_dir / "curves.png")
-
-
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """[3, H, W] float in [0, 1] -> [H, W, 3] uint8 (rounded), the form the DVD metrics use."""
-    return (x.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
 
 
 def plot_curves(history: dict[str, list[list[float]]], path: Path) -> None:
