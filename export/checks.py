@@ -58,6 +58,10 @@ def op_outputs(model: onnx.ModelProto, op_type: str) -> list[OpInfo]:
 def check_chunked(model: onnx.ModelProto, *, max_block: int) -> list[OpInfo]:
     """Every MatMul's last two dimensions (one score block) hold at most ``max_block`` elements.
 
+    The products with V, [rows, keys] @ [keys, C], stay within the bound too as long as no level has
+    fewer keys than C channels, which ``vsarvo.model.volume.CHUNK_ELEMENTS`` = 2^24 guarantees for
+    any C up to 4096: fewer keys than C means fewer than 4^L * C queries in all.
+
     Returns the MatMuls (non-empty: a graph with an aggregation has them). Raises ExportCheckError
     naming the first MatMul that materialises a larger block, e.g. the whole volume.
     """

@@ -72,6 +72,7 @@ def graphs(tmp_path_factory: pytest.TempPathFactory, model: ARVo) -> dict[str, P
 
 # --- parity with PyTorch ----------------------------------------------------------------------------
 
+@pytest.mark.slow  # test_backends checks the same graph through the ort backend in the fast suite
 def test_stage_graph_matches_pytorch_at_an_odd_size(graphs, model: ARVo, frames: list[torch.Tensor]) -> None:
     prev, ref, nxt = frames[:3]
     with torch.no_grad():
@@ -82,6 +83,7 @@ def test_stage_graph_matches_pytorch_at_an_odd_size(graphs, model: ARVo, frames:
     assert np.abs(out - expected.numpy()).max() <= 1e-4
 
 
+@pytest.mark.slow
 def test_vs_mlrt_graph_matches_the_filters_two_stage_schedule(graphs, model: ARVo, frames: list[torch.Tensor]) -> None:
     clip = torch.cat(frames)  # five frames; the middle one's window is the whole clip
     expected = restore_clip(model, clip)[2:3]
@@ -91,7 +93,8 @@ def test_vs_mlrt_graph_matches_the_filters_two_stage_schedule(graphs, model: ARV
     assert np.abs(out - expected.numpy()).max() <= 1e-4
 
 
-@pytest.mark.parametrize("part", ["flow", "encoder", "aggregation", "reconstruction"])
+@pytest.mark.parametrize("part", [pytest.param("flow", marks=pytest.mark.slow), "encoder", "aggregation",
+                                  "reconstruction"])
 def test_part_graph_matches_its_pytorch_module(graphs, model: ARVo, part: str) -> None:
     spec = graph_spec(model, part, height=H, width=W)
     generator = torch.Generator().manual_seed(2)
@@ -107,9 +110,9 @@ def test_part_graph_matches_its_pytorch_module(graphs, model: ARVo, part: str) -
 
 @pytest.fixture(scope="module")
 def small_chunk_aggregation(tmp_path_factory: pytest.TempPathFactory, model: ARVo) -> tuple[Path, int]:
-    """The aggregation graph for 128x128 frames exported with 4096-element score blocks, so that its
-    32x32 = 1024 query rows need many chunks at every level."""
-    block = 1 << 12
+    """The aggregation graph for 128x128 frames exported with 8192-element score blocks, so that its
+    32x32 = 1024 query rows need several chunks at every level."""
+    block = 8192
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(volume, "CHUNK_ELEMENTS", block)
         path = export_onnx(model, "aggregation", tmp_path_factory.mktemp("agg") / "agg.onnx", height=128, width=128)
@@ -121,11 +124,11 @@ def test_aggregation_graph_bounds_the_score_rows_of_every_matmul(small_chunk_agg
     matmuls = checks.op_outputs(onnx.load(path), "MatMul")
     queries = 32 * 32
     assert all(m.shape[-2] * m.shape[-1] <= block and m.shape[-2] < queries for m in matmuls)
-    # Level k pools the neighbour by 2^k: 256, 64 and 16 keys -> Q K^T blocks of 16, 64 and 256 rows,
-    # each followed by its product with V (C = 16 columns).
-    assert {m.shape[-2:] for m in matmuls} == {(16, 256), (64, 64), (256, 16), (16, 16), (64, 16)}
-    # 3 pairs x (64 + 16 + 4) chunks, each a Q K^T and a V product.
-    assert len(matmuls) == 2 * 3 * (64 + 16 + 4)
+    # Level k pools the neighbour by 2^k: 256, 64 and 16 keys -> Q K^T blocks of 32, 128 and 512
+    # rows, each followed by its product with V (C = 16 columns).
+    assert {m.shape[-2:] for m in matmuls} == {(32, 256), (128, 64), (512, 16), (32, 16), (128, 16)}
+    # 3 pairs x (32 + 8 + 2) chunks, each a Q K^T and a V product.
+    assert len(matmuls) == 2 * 3 * (32 + 8 + 2)
 
 
 def test_chunked_aggregation_graph_matches_the_literal_equations(small_chunk_aggregation, model: ARVo) -> None:
@@ -174,6 +177,7 @@ def test_fp32_score_check_rejects_a_half_matmul() -> None:
         checks.check_fp32_scores(helper.make_model(graph))
 
 
+@pytest.mark.slow
 def test_fp16_stage_graph_is_within_45_db_of_fp32(graphs, model: ARVo, frames: list[torch.Tensor]) -> None:
     prev, ref, nxt = frames[:3]
     with torch.no_grad():
@@ -279,6 +283,7 @@ def _mlrt_ort_unavailable() -> str | None:
     return None
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(_mlrt_ort_unavailable() is not None, reason=str(_mlrt_ort_unavailable()))
 def test_vs_mlrt_ort_plugin_runs_the_stacked_frame_graph(graphs, model: ARVo, frames: list[torch.Tensor]) -> None:
     import vapoursynth as vs
