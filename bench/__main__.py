@@ -33,11 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--note", default=None, help="conditions worth recording in every result file")
     parser.add_argument("--results", default=str(RESULTS_DIR), help="folder for the JSON/PNG results and TABLE.md")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    results = Path(args.results)
+    results = Path(args.results).resolve()
     failed = []
     for name in args.only:
         run, takes_quick = BENCHMARKS[name]
-        bench_argv = ["--out", str(results / f"{name}.json")]
+        bench_argv = [] if results == RESULTS_DIR else ["--out", str(results / f"{name}.json")]
         if args.quick and takes_quick:
             bench_argv.append("--quick")
         if args.note:

@@ -245,8 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--point", help=argparse.SUPPRESS)  # child process: measure one point
     parser.add_argument("--sides", nargs="+", type=int, default=None, help="query map sides (default 32..256)")
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
-    parser.add_argument("--repeats", type=int, default=None, help="calls per point (default 3, quick 1)")
-    parser.add_argument("--quick", action="store_true", help="sides 32, 64, 128, 256 and one call each")
+    parser.add_argument("--repeats", type=int, default=None, help="calls per point (default 3, quick 2)")
+    parser.add_argument("--quick", action="store_true", help="sides 32, 64, 128, 256 and two calls each")
     parser.add_argument("--note", default=None, help="conditions worth recording (e.g. background load)")
     parser.add_argument("--out", default=str(RESULTS_DIR / "aggregation_memory.json"))
     parser.add_argument("--plot", default=None, help="PNG path (default: beside --out)")
@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     sides = args.sides or list(QUICK_SIDES if args.quick else DEFAULT_SIDES)
     if any(s < 8 for s in sides):
         raise SystemExit(f"--sides must be >= 8, got {sides}")
-    repeats = args.repeats or (1 if args.quick else 3)
+    repeats = args.repeats or (2 if args.quick else 3)
     result = envelope("aggregation_memory", argv, args.note)
     result.update(channels=CHANNELS, naive_limit_bytes=NAIVE_LIMIT_BYTES, repeats=repeats)
     result["points"] = sweep(sides, args.methods, repeats=repeats)

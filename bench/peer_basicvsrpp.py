@@ -8,7 +8,7 @@ input) with ``spynet_pretrained=None`` and random weights: its plugin entry poin
 downloads weights, and speed does not depend on weight values. It is recurrent, so it runs on whole
 sequences (10 frames); its frames/s = frames / seconds per sequence. ARVo's frames/s = 1 / (stages x
 seconds per stage call), the streaming cost of an output frame. Both run eager PyTorch on the CPU
-(fp32, the same threads), alternating, best of the repeats; FLOPs follow bench.flops.CONVENTION with
+(fp32, the same threads), each warmed up once at the timed shapes, then alternating, best of the repeats; FLOPs follow bench.flops.CONVENTION with
 the peer's deformable convolutions counted by hand; FLOP/s are a fraction of fp32 sgemm measured in
 the same run.
 """
@@ -18,7 +18,7 @@ import argparse
 import sys
 import time
 from importlib import metadata
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -26,6 +26,7 @@ from bench.flops import CONVENTION, count_flops
 from bench.machine import measure_sgemm, usable_cores
 from bench.model_cost import PARTS, bench_configs, parse_size, shipped_config_name, stage_flops
 from bench.record import RESULTS_DIR, envelope, write_json
+from vsarvo.model import ARVo
 
 __all__ = ["PEER_CONFIG", "PEER_PARTS", "PeerUnavailable", "import_peer", "main"]
 
@@ -64,17 +65,6 @@ def import_peer() -> type:
     return BasicVSRPlusPlusNet
 
 
-def _best_time(fn: Any, *, repeats: int, budget: float) -> list[float]:
-    seconds: list[float] = []
-    began = time.perf_counter()
-    while True:
-        start = time.perf_counter()
-        fn()
-        seconds.append(time.perf_counter() - start)
-        if len(seconds) >= repeats or (time.perf_counter() - began) + seconds[-1] > budget:
-            return seconds
-
-
 def measure(*, width: int, height: int, frames: int, configs: dict[str, Any], repeats: int,
             budget: float) -> dict[str, Any]:
     """Count and time the peer and each ARVo configuration at width x height; returns rows and sgemm."""
@@ -97,15 +87,10 @@ def measure(*, width: int, height: int, frames: int, configs: dict[str, Any], re
         "deform_conv_flops_per_frame": peer_count.by_op.get(DEFORM_OP, 0) / frames,
         "flops_per_frame_by_part": {part: peer_count.part(p) / frames for part, p in PEER_PARTS.items()},
     }}
-    runs: dict[str, Any] = {}
-    with torch.inference_mode():
-        peer(sequence[:, :2, :, :256, :256])  # warm-up: loads every kernel at a cheap size
-    runs["BasicVSR++"] = lambda: peer(sequence)
+    runs: dict[str, Callable[[], Any]] = {"BasicVSR++": lambda: peer(sequence)}
 
     frames3 = [torch.rand(1, 3, height, width, generator=gen) for _ in range(3)]
     for name, config in configs.items():
-        from vsarvo.model import ARVo
-
         torch.manual_seed(0)
         stage = ARVo(config).stage.eval()
         count = stage_flops(config, width, height)
@@ -119,9 +104,6 @@ def measure(*, width: int, height: int, frames: int, configs: dict[str, Any], re
             "deform_conv_flops_per_frame": 0,
             "flops_per_frame_by_part": {part: calls * count.part(f"ARVoStage.{attr}") for part, attr in PARTS.items()},
         }
-        with torch.inference_mode():
-            small = [x[..., :256, :256] for x in frames3]
-            stage(*small)  # warm-up at a cheap size
 
         def one_frame(stage: torch.nn.Module = stage, calls: int = calls) -> None:
             for _ in range(calls):
@@ -130,13 +112,21 @@ def measure(*, width: int, height: int, frames: int, configs: dict[str, Any], re
         runs[f"ARVo {name}"] = one_frame
 
     seconds: dict[str, list[float]] = {name: [] for name in runs}
+    with torch.inference_mode():
+        # One untimed run each at the timed shapes: the first call at a new shape also pays for kernel
+        # selection and first-touch allocations.
+        for name, run in runs.items():
+            print(f"  warming up {name} at {width}x{height} ...", file=sys.stderr, flush=True)
+            run()
     began = time.perf_counter()
     with torch.inference_mode():
         # Alternate the models so load elsewhere on the machine does not fall on one of them only.
         for _ in range(repeats):
             for name, run in runs.items():
                 print(f"  timing {name} at {width}x{height} ...", file=sys.stderr, flush=True)
-                seconds[name] += _best_time(run, repeats=1, budget=budget)
+                start = time.perf_counter()
+                run()
+                seconds[name].append(time.perf_counter() - start)
             if time.perf_counter() - began > budget:
                 break
     sgemm_end = measure_sgemm()

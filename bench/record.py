@@ -23,9 +23,14 @@ def envelope(benchmark: str, argv: list[str], note: str | None) -> dict[str, Any
     ``note`` is free text about the conditions (e.g. "a training run was using the CPU"); the machine
     description records the load average too, so contention is visible even without a note.
     """
+    # The note is recorded in its own field; it is not needed to reproduce the numbers.
+    command = list(argv)
+    if "--note" in command:
+        i = command.index("--note")
+        del command[i:i + 2]
     return {
         "benchmark": benchmark,
-        "command": shlex.join(["python", "-m", f"bench.{benchmark}", *argv]),
+        "command": shlex.join(["python", "-m", f"bench.{benchmark}", *command]),
         "note": note,
         "machine": describe_machine(),
     }
