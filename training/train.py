@@ -358,7 +358,7 @@ class Trainer:
                 log(f"step {n}/{cfg.steps} stages {self.stages_at(n - 1)} loss {record['loss']:.4f} "
                     f"l1 {record['l1']:.4f} adv {record['adv']:.3f} lr {self.lr_at(n - 1):.2e} "
                     f"{rate:.2f} it/s ETA {eta / 60:.1f} min")
-            if n % cfg.validate_every == 0 or n == cfg.steps:
+            if self.val_dataset is not None and (n % cfg.validate_every == 0 or n == cfg.steps):
                 log(f"step {n}: validation PSNR {self.validate():.2f} dB")
             if n % cfg.checkpoint_every == 0 or n == cfg.steps:
                 self.save_checkpoint()
