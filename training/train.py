@@ -359,7 +359,12 @@ class Trainer:
                     f"l1 {record['l1']:.4f} adv {record['adv']:.3f} lr {self.lr_at(n - 1):.2e} "
                     f"{rate:.2f} it/s ETA {eta / 60:.1f} min")
             if self.val_dataset is not None and (n % cfg.validate_every == 0 or n == cfg.steps):
-                log(f"step {n}: validation PSNR {self.validate():.2f} dB")
+                score = self.validate()
+                log(f"step {n}: validation PSNR {score:.2f} dB")
+                best = max((v for s, v in self.history["val_psnr"][:-1]), default=float("-inf"))
+                if score > best:
+                    # The best validated weights so far, kept beside the latest ones.
+                    save_model(self.model, self.out_dir / "best.safetensors", extra={"train_steps": n, "val_psnr": score})
             if n % cfg.checkpoint_every == 0 or n == cfg.steps:
                 self.save_checkpoint()
                 self.write_outputs()
