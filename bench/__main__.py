@@ -18,7 +18,7 @@ from bench import aggregation_memory, model_cost, peer_basicvsrpp, report, throu
 from bench.record import RESULTS_DIR
 
 BENCHMARKS: dict[str, tuple[Callable[[list[str] | None], int], bool]] = {
-    # name -> (main, takes --quick)
+    # name -> (main, takes --quick and --threads)
     "model_cost": (model_cost.main, False),
     "aggregation_memory": (aggregation_memory.main, True),
     "throughput": (throughput.main, True),
@@ -30,16 +30,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="shorter runs: fewer sizes and repeats, per-row budgets")
     parser.add_argument("--only", nargs="+", choices=list(BENCHMARKS), default=list(BENCHMARKS))
+    parser.add_argument("--threads", type=int, default=None, help="torch threads for the timed benchmarks (default: torch's own)")
     parser.add_argument("--note", default=None, help="conditions worth recording in every result file")
     parser.add_argument("--results", default=str(RESULTS_DIR), help="folder for the JSON/PNG results and TABLE.md")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     results = Path(args.results).resolve()
     failed = []
     for name in args.only:
-        run, takes_quick = BENCHMARKS[name]
+        run, timed = BENCHMARKS[name]
         bench_argv = [] if results == RESULTS_DIR else ["--out", str(results / f"{name}.json")]
-        if args.quick and takes_quick:
+        if args.quick and timed:
             bench_argv.append("--quick")
+        if args.threads and timed:
+            bench_argv += ["--threads", str(args.threads)]
         if args.note:
             bench_argv += ["--note", args.note]
         print(f"== {name}", flush=True)

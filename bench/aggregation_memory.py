@@ -18,7 +18,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -26,8 +25,9 @@ from typing import Any, Callable
 import torch
 
 from bench.fresh_process import PointFailed, emit_point, run_point
+from bench.machine import describe_machine
 from bench.memory import peak_rss_bytes, reset_peak_rss, rss_bytes
-from bench.record import RESULTS_DIR, envelope, write_json
+from bench.record import RESULTS_DIR, atomic_output, envelope, write_json
 
 __all__ = ["METHODS", "NAIVE_LIMIT_BYTES", "predicted_volume_bytes", "measure_point", "sweep", "fit_exponent",
            "summarise", "plot", "main"]
@@ -85,6 +85,8 @@ def measure_point(spec: dict[str, Any]) -> dict[str, Any]:
     seconds (best call), seconds_all and peak_reset (whether VmHWM could be reset before the calls).
     """
     method, side, repeats = spec["method"], int(spec["side"]), int(spec["repeats"])
+    if spec.get("threads"):
+        torch.set_num_threads(int(spec["threads"]))
     channels = int(spec.get("channels", CHANNELS))
     fn = METHODS[method]
     ks = key_side(side)
@@ -119,12 +121,14 @@ def measure_point(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def sweep(sides: list[int], methods: list[str], *, repeats: int, timeout: float = 900.0) -> list[dict[str, Any]]:
-    """Every (side, method) point, each in a fresh process; skipped and failed points say why."""
+def sweep(sides: list[int], methods: list[str], *, repeats: int, threads: int | None = None,
+          timeout: float = 900.0) -> list[dict[str, Any]]:
+    """Every (side, method) point, each in a fresh process (``threads``: torch threads there, None for
+    torch's own); skipped and failed points say why."""
     points = []
     for side in sides:
         for method in methods:
-            spec = {"method": method, "side": side, "repeats": repeats, "channels": CHANNELS}
+            spec = {"method": method, "side": side, "repeats": repeats, "channels": CHANNELS, "threads": threads}
             volume = predicted_volume_bytes(side)
             if method == "aggregate_naive" and volume > NAIVE_LIMIT_BYTES:
                 points.append({**spec, "status": "skipped", "predicted_volume_bytes": volume,
@@ -182,7 +186,7 @@ def summarise(points: list[dict[str, Any]]) -> dict[str, Any]:
 
 def plot(points: list[dict[str, Any]], path: str | os.PathLike[str]) -> Path:
     """Log-log PNG: peak RSS growth and best call time against query positions, one curve per method,
-    with the naive volume's predicted size dashed. Written to a temp name, then renamed."""
+    with the naive volume's predicted size dashed, written atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -210,16 +214,11 @@ def plot(points: list[dict[str, Any]], path: str | os.PathLike[str]) -> Path:
     ax_mem.set_title("Peak memory")
     ax_time.set_title("Time")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 
@@ -247,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
     parser.add_argument("--repeats", type=int, default=None, help="calls per point (default 3, quick 2)")
     parser.add_argument("--quick", action="store_true", help="sides 32, 64, 128, 256 and two calls each")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads in each point (default: torch's own)")
     parser.add_argument("--note", default=None, help="conditions worth recording (e.g. background load)")
     parser.add_argument("--out", default=str(RESULTS_DIR / "aggregation_memory.json"))
     parser.add_argument("--plot", default=None, help="PNG path (default: beside --out)")
@@ -260,9 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     repeats = args.repeats or (2 if args.quick else 3)
     result = envelope("aggregation_memory", argv, args.note)
     result.update(channels=CHANNELS, naive_limit_bytes=NAIVE_LIMIT_BYTES, repeats=repeats)
-    result["points"] = sweep(sides, args.methods, repeats=repeats)
+    result["points"] = sweep(sides, args.methods, repeats=repeats, threads=args.threads)
     result["summary"] = summarise(result["points"])
-    result["machine_after"] = envelope("aggregation_memory", argv, None)["machine"]["load_average"]
+    result["load_average_after"] = describe_machine()["load_average"]
     out = Path(args.out)
     png = Path(args.plot) if args.plot else out.with_suffix(".png")
     result["plot"] = png.name

@@ -8,9 +8,9 @@ input) with ``spynet_pretrained=None`` and random weights: its plugin entry poin
 downloads weights, and speed does not depend on weight values. It is recurrent, so it runs on whole
 sequences (10 frames); its frames/s = frames / seconds per sequence. ARVo's frames/s = 1 / (stages x
 seconds per stage call), the streaming cost of an output frame. Both run eager PyTorch on the CPU
-(fp32, the same threads), each warmed up once at the timed shapes, then alternating, best of the repeats; FLOPs follow bench.flops.CONVENTION with
-the peer's deformable convolutions counted by hand; FLOP/s are a fraction of fp32 sgemm measured in
-the same run.
+(fp32, the same threads), each warmed up once at the timed shapes, then alternating, best of the
+repeats. FLOPs follow bench.flops.CONVENTION with the peer's deformable convolutions counted by
+hand; FLOP/s are a fraction of fp32 sgemm measured in the same run.
 """
 from __future__ import annotations
 
@@ -66,10 +66,11 @@ def import_peer() -> type:
 
 
 def measure(*, width: int, height: int, frames: int, configs: dict[str, Any], repeats: int,
-            budget: float) -> dict[str, Any]:
-    """Count and time the peer and each ARVo configuration at width x height; returns rows and sgemm."""
+            budget: float, threads: int | None = None) -> dict[str, Any]:
+    """Count and time the peer and each ARVo configuration at width x height with ``threads`` torch
+    threads (None: every usable core); returns rows and sgemm."""
     peer_cls = import_peer()
-    torch.set_num_threads(usable_cores())
+    torch.set_num_threads(threads or usable_cores())
     sgemm_start = measure_sgemm()
     gen = torch.Generator().manual_seed(0)
 
@@ -186,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--configs", nargs="+", default=None, help="ARVo configurations (default: shipped and paper; quick: shipped)")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per model (default 3, quick 1)")
     parser.add_argument("--budget", type=float, default=None, help="seconds of timing in all (default 3600, quick 900)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: every usable core)")
     parser.add_argument("--note", default=None, help="conditions worth recording (e.g. background load)")
     parser.add_argument("--out", default=str(RESULTS_DIR / "peer_basicvsrpp.json"))
     args = parser.parse_args(argv)
@@ -201,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     result["quick"] = args.quick
     try:
         measured = measure(width=width, height=height, frames=args.frames, configs=bench_configs(names),
-                           repeats=args.repeats or (1 if args.quick else 3), budget=args.budget or (900.0 if args.quick else 3600.0))
+                           repeats=args.repeats or (1 if args.quick else 3),
+                           budget=args.budget or (900.0 if args.quick else 3600.0), threads=args.threads)
     except PeerUnavailable as exc:
         result["skipped"] = str(exc)
         print(f"peer skipped: {exc}", file=sys.stderr)

@@ -1,17 +1,18 @@
 """Result files: where they live, the envelope every benchmark writes, atomic writing and loading."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from bench.machine import describe_machine
 
-__all__ = ["RESULTS_DIR", "REPO_ROOT", "envelope", "write_json", "load_results"]
+__all__ = ["RESULTS_DIR", "REPO_ROOT", "envelope", "atomic_output", "write_json", "load_results"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
@@ -36,21 +37,34 @@ def envelope(benchmark: str, argv: list[str], note: str | None) -> dict[str, Any
     }
 
 
-def write_json(path: str | os.PathLike[str], data: dict[str, Any]) -> Path:
-    """Write ``data`` as indented JSON to ``path`` atomically (temp name in the same folder, then rename)."""
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; when the block succeeds, rename it onto ``path``.
+
+    Readers never see a half-written file; the result gets the usual permissions (0666 less the umask)
+    rather than the private ones of a temporary file. On failure the temporary file is removed.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=path.suffix + ".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2, sort_keys=False)
-            fh.write("\n")
+        yield Path(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def write_json(path: str | os.PathLike[str], data: dict[str, Any]) -> Path:
+    """Write ``data`` as indented JSON to ``path`` atomically."""
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
     print(f"wrote {path}", file=sys.stderr)
-    return path
+    return Path(path)
 
 
 def load_results(folder: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:

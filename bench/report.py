@@ -9,13 +9,11 @@ the command that reproduces it. With ``--readme`` the text between the lines
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-from bench.record import RESULTS_DIR, load_results
+from bench.record import RESULTS_DIR, atomic_output, load_results
 
 __all__ = ["render", "replace_between_markers", "START_MARKER", "END_MARKER", "main"]
 
@@ -199,14 +197,8 @@ def replace_between_markers(text: str, table: str) -> str:
 
 
 def _write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_output(path) as tmp:
+        tmp.write_text(text)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,9 +8,14 @@ random weights of the configuration (speed does not depend on the values): model
 call at the row's size (torch.compile compiles and onnxruntime exports there), then timed calls of
 ``StageRunner.run`` (CPU tensors in and out, transfers included) until the repeats are done or the
 row's time budget is spent; frames/s come from the best timed call (load elsewhere on the machine
-only ever slows a call down), the median is kept too. Peak memory is the high-water mark over the timed calls minus the RSS
-before the first call (the model loaded), and on CUDA ``torch.cuda.max_memory_allocated``. Eager torch
-rows also time each stage part (flow, encoder, aggregation, reconstruction) with module hooks.
+only ever slows a call down), the median is kept too. Peak memory is the high-water mark over the
+timed calls minus the RSS before the first call (the model loaded), and on CUDA
+``torch.cuda.max_memory_allocated``. Eager torch rows also time each stage part (flow, encoder,
+aggregation, reconstruction) with module hooks.
+
+Under background load, torch's OpenMP threads wait on each other at every parallel region, which
+costs most where the ops are many and small (PWC-Net's flow): ``--threads 1`` gives numbers that
+contention distorts less, at the price of the second core.
 
 Achieved FLOP/s use bench.model_cost's analytic FLOPs; the reference is fp32 sgemm measured in the
 same run on the CPU (best of start and end), and on a GPU dense 8192^3 products of the row's precision
@@ -34,8 +39,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from bench.flops import FlopCount
 from bench.fresh_process import PointFailed, emit_point, run_point
-from bench.machine import cpu_name, measure_gpu_dense, measure_sgemm, usable_cores
+from bench.machine import cpu_name, describe_machine, measure_gpu_dense, measure_sgemm, usable_cores
 from bench.memory import peak_rss_bytes, reset_peak_rss, rss_bytes
 from bench.model_cost import PARTS, SIZES, bench_configs, parse_size, shipped_config_name, stage_flops
 from bench.record import RESULTS_DIR, envelope, write_json
@@ -115,6 +121,8 @@ def measure_row(spec: dict[str, Any]) -> dict[str, Any]:
 
     device, width, height = spec["device"], int(spec["width"]), int(spec["height"])
     cuda = device.startswith("cuda")
+    if spec.get("threads"):
+        torch.set_num_threads(int(spec["threads"]))
     options = RunnerOptions(weights=spec["weights"], device=device, precision=spec["precision"], compile=spec["compile"])
     try:
         runner = create_runner(spec["backend"], options)
@@ -314,12 +322,31 @@ def _reference(row: dict[str, Any], references: dict[str, Any]) -> tuple[float, 
     return references["sgemm_flops_per_s"], "fp32 sgemm on this CPU"
 
 
-def _complete(row: dict[str, Any], measured: dict[str, Any], flops: Any, calls: int, references: dict[str, Any]) -> dict[str, Any]:
-    """Derived numbers for an "ok" row: per stage call and per output frame, FLOP/s and fractions."""
+def _run_row(spec: dict[str, Any], *, timeout: float) -> dict[str, Any]:
+    """Measure one row in a fresh process; a crash or timeout becomes a "failed" row with the reason."""
+    try:
+        measured = run_point("bench.throughput", spec, timeout=timeout)
+    except PointFailed as exc:
+        measured = {"status": "failed", "reason": exc.reason}
+    return measured
+
+
+def _print_progress(measured: dict[str, Any]) -> None:
+    if measured["status"] != "ok":
+        text = f"{measured['status']}: {measured['reason']}"
+    elif "overhead_pct" in measured:
+        text = f"filter overhead {measured['overhead_pct']:+.1f}%"
+    else:
+        text = f"best stage call {min(measured['seconds']):.2f} s of {len(measured['seconds'])}"
+    print(f"    -> {text}", file=sys.stderr, flush=True)
+
+
+def _complete(measured: dict[str, Any], flops: FlopCount, calls: int, references: dict[str, Any]) -> dict[str, Any]:
+    """Derived numbers for an "ok" backend row: per stage call and per output frame, FLOP/s and fractions."""
     stage_s = min(measured["seconds"])  # best of the timed calls: load elsewhere only ever slows a call down
-    reference, reference_name = _reference(row, references)
+    reference, reference_name = _reference(measured, references)
     achieved = flops.total / stage_s
-    out = {**row, **measured, "stage_calls_per_output_frame": calls, "stage_s": stage_s,
+    out = {**measured, "stage_calls_per_output_frame": calls, "stage_s": stage_s,
            "stage_s_median": statistics.median(measured["seconds"]), "timed_calls": len(measured["seconds"]),
            "output_frame_s": calls * stage_s, "output_fps": 1.0 / (calls * stage_s),
            "stage_flops": flops.total, "output_frame_flops": calls * flops.total,
@@ -383,6 +410,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--filter-size", default=None, help="frame size of the filter-overhead rows (default 540p, quick 640x360)")
     parser.add_argument("--filter-frames", type=int, default=None, help="clip length of the filter rows (default 8, quick 4)")
     parser.add_argument("--no-filter", action="store_true", help="leave out the filter-overhead rows")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads for the backend rows and the sgemm reference (default: torch's own); "
+                             "the filter rows use the threads the filter picks")
     parser.add_argument("--note", default=None, help="conditions worth recording (e.g. background load)")
     parser.add_argument("--out", default=str(RESULTS_DIR / "throughput.json"))
     args = parser.parse_args(argv)
@@ -398,6 +428,10 @@ def main(argv: list[str] | None = None) -> int:
     configs = bench_configs(config_names)
     devices = ["cpu"] + (["cuda:0"] if torch.cuda.is_available() else [])
 
+    if args.threads is not None:
+        if args.threads < 1:
+            raise SystemExit(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
     result = envelope("throughput", argv, args.note)
     result["shipped_config"] = shipped
     print("measuring sgemm ...", file=sys.stderr, flush=True)
@@ -408,8 +442,10 @@ def main(argv: list[str] | None = None) -> int:
         references["gpu_dense"] = measure_gpu_dense()
         result["gpu_dense"] = references["gpu_dense"]
 
-    rows_out: list[dict[str, Any]] = []
-    flops_cache: dict[tuple[str, int, int], Any] = {}
+    # Rows are completed (FLOP/s, fractions) once the end-of-run sgemm is known; until then each keeps
+    # its FLOP count and stage calls per output frame.
+    measured_rows: list[tuple[dict[str, Any], FlopCount | None, int]] = []
+    flops_cache: dict[tuple[str, int, int], FlopCount] = {}
     with tempfile.TemporaryDirectory(prefix="vsarvo-bench-") as tmp:
         weights = _write_weights(configs, Path(tmp))
         references["sgemm_flops_per_s"] = sgemm_start["flops_per_s"]
@@ -425,25 +461,18 @@ def main(argv: list[str] | None = None) -> int:
             # Always one warm-up call at the row's size: the first call at a new shape also pays for
             # kernel selection and first-touch allocations (3x a later call at 640x360 on this CPU),
             # and torch.compile compiles and onnxruntime exports there.
-            spec = {**row, "weights": weights[row["config"]], "repeats": repeats, "budget_s": budget, "warmup": 1}
+            spec = {**row, "weights": weights[row["config"]], "repeats": repeats, "budget_s": budget, "warmup": 1,
+                    "threads": args.threads}
             if 2 * lower_bound > budget:
-                rows_out.append({**row, "status": "skipped", "reason": (
+                measured = {"status": "skipped", "reason": (
                     f"needs >= {2 * lower_bound:.0f} s for a warm-up and one call at 100% of the reference "
-                    f"({reference / 1e9:.0f} GFLOP/s), budget {budget:.0f} s")})
-                print_table(rows_out[-1:])
-                continue
-            timeout = 3 * budget + (BUILD_ALLOWANCE_S if built else 120.0)
-            print(f"  {row['config']} {row['size']} {row['label']} {row['device']} {row['precision']} ...",
-                  file=sys.stderr, flush=True)
-            try:
-                measured = run_point("bench.throughput", spec, timeout=timeout)
-            except PointFailed as exc:
-                measured = {"status": "failed", "reason": exc.reason}
-            if measured["status"] == "ok":
-                rows_out.append(_complete(row, measured, flops, calls, references))
+                    f"({reference / 1e9:.0f} GFLOP/s), budget {budget:.0f} s")}
             else:
-                rows_out.append({**row, **measured})
-            print_table(rows_out[-1:])
+                print(f"  {row['config']} {row['size']} {row['label']} {row['device']} {row['precision']} ...",
+                      file=sys.stderr, flush=True)
+                measured = _run_row(spec, timeout=3 * budget + (BUILD_ALLOWANCE_S if built else 120.0))
+            measured_rows.append(({**row, **measured}, flops, calls))
+            _print_progress(measured)
 
         if not args.no_filter:
             label, width, height = parse_size(args.filter_size or ("640x360" if quick else "540p"))
@@ -452,30 +481,19 @@ def main(argv: list[str] | None = None) -> int:
                 precision = "fp32" if device == "cpu" else CUDA_COMPILED_PRECISION
                 row = {"kind": "filter", "config": config_names[0], "size": label, "width": width, "height": height,
                        "frames": frames, "device": device, "precision": precision, "repeats": 2 if quick else 3}
-                spec = {**row, "weights": weights[row["config"]]}
                 print(f"  filter vs bare model, {label}, {frames} frames, {device} ...", file=sys.stderr, flush=True)
-                try:
-                    measured = run_point("bench.throughput", spec, timeout=6 * budget + 300)
-                except PointFailed as exc:
-                    measured = {"status": "failed", "reason": exc.reason}
-                rows_out.append({**row, **measured})
-                print_table(rows_out[-1:])
+                measured = _run_row({**row, "weights": weights[row["config"]]}, timeout=6 * budget + 300)
+                measured_rows.append(({**row, **measured}, None, configs[row["config"]].stages))
+                _print_progress(measured)
 
     sgemm_end = measure_sgemm()
-    result["sgemm"] = {"start": sgemm_start, "end": sgemm_end,
-                       "reference_flops_per_s": max(sgemm_start["flops_per_s"], sgemm_end["flops_per_s"])}
-    # Fractions against the better of the two sgemm readings (the less contended one).
-    if sgemm_end["flops_per_s"] > references["sgemm_flops_per_s"]:
-        scale = references["sgemm_flops_per_s"] / sgemm_end["flops_per_s"]
-        for r in rows_out:
-            if r["status"] == "ok" and r["kind"] == "backend" and r["device"] == "cpu":
-                r["reference_flops_per_s"] = sgemm_end["flops_per_s"]
-                r["fraction_of_reference"] *= scale
-                for part in r.get("parts", {}).values():
-                    if part["fraction_of_reference"] is not None:
-                        part["fraction_of_reference"] *= scale
+    # Fractions are of the better of the two sgemm readings (the less contended one).
+    references["sgemm_flops_per_s"] = max(sgemm_start["flops_per_s"], sgemm_end["flops_per_s"])
+    result["sgemm"] = {"start": sgemm_start, "end": sgemm_end, "reference_flops_per_s": references["sgemm_flops_per_s"]}
+    rows_out = [_complete(row, flops, calls, references) if row["status"] == "ok" and row["kind"] == "backend" else row
+                for row, flops, calls in measured_rows]
     result.update(quick=quick, repeats=repeats, budget_s=budget, rows=rows_out)
-    result["load_average_after"] = envelope("throughput", argv, None)["machine"]["load_average"]
+    result["load_average_after"] = describe_machine()["load_average"]
     print_table(rows_out)
     write_json(args.out, result)
     return 0
