@@ -63,8 +63,16 @@ def render(*, weights_json: Path, train_config: Path, history: Path, report: Pat
         "settings while it ran; the settings above are those of the last segment.",
     ]
     if val:
+        best_step, best = max(val, key=lambda sv: sv[1])
         lines.append(f"- Validation PSNR during training (6 held-out windows): {val[0][1]:.2f} dB at step "
-                     f"{val[0][0]}, {val[-1][1]:.2f} dB at step {val[-1][0]}.")
+                     f"{val[0][0]}, best {best:.2f} dB at step {best_step}, {val[-1][1]:.2f} dB at step "
+                     f"{val[-1][0]} (the run's last). The shipped file is the best-validated one.")
+    shipped_steps = meta.get("train_steps")
+    if isinstance(shipped_steps, int) and shipped_steps <= cfg["stage1_steps"]:
+        lines.append(f"- **The shipped weights come from step {shipped_steps}, inside the single-stage phase**: they "
+                     "were trained as one stage on 3-frame windows and are applied twice (two stages, 5-frame "
+                     "window) at inference; the two-stage phase had not improved validation PSNR when the "
+                     "session's CPU budget ran out.")
     m, i = rep["model"], rep["input"]
     lines += [
         "",
