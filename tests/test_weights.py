@@ -48,13 +48,9 @@ def test_shipped_weights_are_small_intact_and_load():
     assert model.config.digest() == meta["config_digest"]
 
 
-def test_shipped_weights_leave_a_sharp_static_frame_nearly_unchanged():
-    model = load_model()
-    g = torch.Generator().manual_seed(0)
-    # Smooth random texture (upsampled noise): sharp content with edges at several scales.
-    frame = torch.nn.functional.interpolate(torch.rand(1, 3, 24, 24, generator=g), size=(96, 96), mode="bicubic")
-    frame = frame.clamp(0, 1)
-    with torch.no_grad():
-        out = model(frame.unsqueeze(1).expand(1, 5, 3, 96, 96)).clamp(0, 1)
-    mse = ((out - frame) ** 2).mean().item()
-    assert 10 * torch.log10(torch.tensor(1.0 / mse)).item() >= 35.0
+def test_shipped_weights_leave_a_sharp_static_clip_nearly_unchanged():
+    from vsarvo.training.eval import evaluate, static_clip
+
+    # The model card's acceptance check (>= 35 dB), on a smaller held-out sharp frame.
+    report = evaluate(load_model(), [static_clip(frames=5, size=128)], crop=4)
+    assert report["model"]["mean_psnr"] >= 35.0

@@ -70,7 +70,10 @@ def load_model(path: str | os.PathLike[str] | None = None) -> ARVo:
         state = load_file(str(path))
     except Exception as exc:  # safetensors raises its own error types for truncated/garbled files
         raise WeightsError(f"{path} is not a readable safetensors file ({exc}); re-download or re-train") from exc
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # tensors whose shapes differ from the config's
+        raise WeightsError(f"{path} does not match its config ({str(exc).splitlines()[1].strip()})") from exc
     if missing or unexpected:
         raise WeightsError(
             f"{path} does not match its config: missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}"
