@@ -9,6 +9,8 @@ the command that reproduces it. With ``--readme`` the text between the lines
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -216,7 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {out}", file=sys.stderr)
     if args.readme:
         readme = Path(args.readme)
-        _write_text(readme, replace_between_markers(readme.read_text(), table))
+        # Image links in the tables are relative to the results folder; make them relative to the README.
+        prefix = os.path.relpath(Path(args.results).resolve(), readme.resolve().parent)
+        linked = re.sub(r"\]\((?![a-z]+://|/)([^)]+\.png)\)", lambda m: f"]({prefix}/{m.group(1)})", table)
+        _write_text(readme, replace_between_markers(readme.read_text(), linked))
         print(f"updated {readme}", file=sys.stderr)
     return 0
 
