@@ -61,7 +61,7 @@ def decode_frames(path: Path, size: tuple[int, int]) -> np.ndarray:
 
 def deblur(src: Path, dst: Path, weights: str | None) -> None:
     """vspipe -c y4m examples/deblur.vpy | ffmpeg, the audio copied from the source."""
-    vs_args = ["-a", f"src={src}"] + (["-a", f"weights={weights}"] if weights else [])
+    vs_args = ["-a", f"src={src.resolve()}"] + (["-a", f"weights={Path(weights).resolve()}"] if weights else [])
     tmp = dst.with_name(f".partial.{dst.name}")
     vspipe = subprocess.Popen([tool("vspipe"), "-c", "y4m", *vs_args, "-p", str(HERE / "deblur.vpy"), "-"],
                               stdout=subprocess.PIPE)

@@ -12,13 +12,14 @@ if [[ $# -lt 2 ]]; then
   echo "usage: $0 IN OUT [KEY=VALUE ...]" >&2
   exit 2
 fi
-in=$1
+in=$(realpath -- "$1")  # vspipe evaluates the script from its own folder: relative paths would break
 out=$2
 shift 2
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 vs_args=(-a "src=$in")
 for pair in "$@"; do
+  [[ $pair == weights=* ]] && pair="weights=$(realpath -- "${pair#weights=}")"
   vs_args+=(-a "$pair")
 done
 
