@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from vsarvo.training.datasets import (
-    FlowPairDataset, ProceduralDataset, VideoWindowDataset, find_videos, paired_videos, window_indices,
+    FlowPairDataset, VideoWindowDataset, find_videos, paired_videos, window_indices,
 )
 
 HEIGHT, WIDTH = 12, 16
@@ -170,21 +170,6 @@ def test_crop_larger_than_the_frames_raises(tmp_path):
     dataset = VideoWindowDataset(find_videos(tmp_path), crop=32)
     with pytest.raises(ValueError, match="crop=32"):
         dataset[0]
-
-
-def test_procedural_dataset_is_reproducible_from_its_seed():
-    first = ProceduralDataset(clips=2, window=3, size=(24, 24), seed=4, augment=False)
-    again = ProceduralDataset(clips=2, window=3, size=(24, 24), seed=4, augment=False)
-    blur, sharp = first[1]
-    assert len(first) == 2 and blur.shape == sharp.shape == (3, 3, 24, 24)
-    assert torch.equal(blur, again[1][0]) and torch.equal(sharp, again[1][1])
-    assert 0 <= blur.min() and blur.max() <= 1
-
-
-def test_procedural_dataset_random_crops_have_the_crop_size():
-    dataset = ProceduralDataset(clips=1, window=5, size=(24, 32), crop=16)
-    blur, sharp = dataset[0]
-    assert blur.shape == sharp.shape == (5, 3, 16, 16)
 
 
 def test_flow_pair_dataset_yields_frames_flow_and_validity():

@@ -1,6 +1,6 @@
 """Training data as torch Datasets of frame windows.
 
-:class:`VideoWindowDataset` and :class:`ProceduralDataset` yield
+:class:`VideoWindowDataset` (and :class:`vsarvo.training.rendered.RenderedClips` for procedural clips) yield
 ``(blur, sharp)``: float32 tensors ``[window, 3, h, w]`` in [0, 1] holding
 frames ``i - window // 2 .. i + window // 2`` of one video around a centre
 frame ``i`` — five frames for ARVo's two progressive stages
@@ -36,12 +36,12 @@ import torch
 from torch.utils.data import Dataset
 
 from .frames import list_frames, natural_key, read_rgb
-from .procedural import FLOW_PAIR_SETTINGS, ClipSettings, make_flow_pair, make_scene, render_blurry, render_sharp
+from .procedural import FLOW_PAIR_SETTINGS, ClipSettings, make_flow_pair
 from .sources import Split
 
 __all__ = [
     "Layout", "LAYOUTS", "VideoPairs", "find_videos", "paired_videos", "window_indices",
-    "VideoWindowDataset", "ProceduralDataset", "FlowPairDataset",
+    "VideoWindowDataset", "FlowPairDataset",
 ]
 
 
@@ -223,55 +223,6 @@ class VideoWindowDataset(Dataset):
             top, left = _random_crop_box(blur.shape[1], blur.shape[2], self.crop)
             box = (slice(None), slice(top, top + self.crop), slice(left, left + self.crop))
             blur, sharp = blur[box], sharp[box]
-        blur_t, sharp_t = _to_float(blur), _to_float(sharp)
-        if self.augment:
-            blur_t, sharp_t = _augment(blur_t, sharp_t)
-        return blur_t, sharp_t
-
-
-class ProceduralDataset(Dataset):
-    """A fixed set of procedural clips (:mod:`vsarvo.training.procedural`), rendered once.
-
-    ``clips`` windows of ``window`` frames of ``size = (height, width)``,
-    drawn from ``split``'s source images with ``settings``; clip ``k`` is
-    rendered from ``numpy.random.default_rng([seed, k])``, so the set is
-    reproducible. They are kept as uint8 (about ``2 * window * 3 * H * W``
-    bytes each) and rendering costs roughly 0.15 s of CPU per 256x256 frame,
-    paid in the constructor; an epoch then only augments. Items are
-    ``(blur, sharp)``, each [window, 3, H, W] float32 (``crop`` < size
-    takes random crops).
-    """
-
-    def __init__(
-        self, *, clips: int, window: int = 5, size: tuple[int, int] = (256, 256), settings: ClipSettings | None = None,
-        split: Split = "train", seed: int = 0, crop: int | None = None, augment: bool = True,
-    ) -> None:
-        _check_window(window)
-        if clips < 1:
-            raise ValueError(f"clips must be >= 1, got {clips}")
-        if crop is not None and not 1 <= crop <= min(size):
-            raise ValueError(f"crop={crop} must fit the {size[1]}x{size[0]} clips")
-        self.crop = crop
-        self.augment = augment
-        blurs, sharps = [], []
-        for k in range(clips):
-            rng = np.random.default_rng([seed, k])
-            scene = make_scene(rng, window, size, settings, split=split)
-            blurs.append(torch.stack([render_blurry(scene, t, rng) for t in range(window)]))
-            sharps.append(torch.stack([render_sharp(scene, t) for t in range(window)]))
-        # Frames are on 8-bit levels already, so uint8 storage is lossless.
-        self._blur = (torch.stack(blurs) * 255.0).round().to(torch.uint8)
-        self._sharp = (torch.stack(sharps) * 255.0).round().to(torch.uint8)
-
-    def __len__(self) -> int:
-        return self._blur.shape[0]
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        blur, sharp = self._blur[index], self._sharp[index]
-        if self.crop is not None:
-            top, left = _random_crop_box(blur.shape[-2], blur.shape[-1], self.crop)
-            blur = blur[..., top:top + self.crop, left:left + self.crop]
-            sharp = sharp[..., top:top + self.crop, left:left + self.crop]
         blur_t, sharp_t = _to_float(blur), _to_float(sharp)
         if self.augment:
             blur_t, sharp_t = _augment(blur_t, sharp_t)
