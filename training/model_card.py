@@ -71,8 +71,8 @@ def render(*, weights_json: Path, train_config: Path, history: Path, report: Pat
     if isinstance(shipped_steps, int) and shipped_steps <= cfg["stage1_steps"]:
         lines.append(f"- **The shipped weights come from step {shipped_steps}, inside the single-stage phase**: they "
                      "were trained as one stage on 3-frame windows and are applied twice (two stages, 5-frame "
-                     "window) at inference; the two-stage phase had not improved validation PSNR when the "
-                     "session's CPU budget ran out.")
+                     "window) at inference; the two-stage phase has not yet run long enough to improve validation "
+                     "PSNR.")
     m, i = rep["model"], rep["input"]
     lines += [
         "",
