@@ -13,13 +13,7 @@ from vsarvo.training.datasets import (
 HEIGHT, WIDTH = 12, 16
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors: thread start-up would cost more than the work on a shared CPU.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _frame(index: int, *, sharp: bool, pattern: bool) -> np.ndarray:

@@ -19,13 +19,7 @@ from vsarvo.training.sources import (
 from vsarvo.training.synthesis import main
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Small renders: thread start-up would cost more than the work on a shared CPU.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _ramp(n_frames: int) -> list[np.ndarray]:

@@ -192,11 +192,10 @@ def run_from_args(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vsarvo.training.eval")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_parser(sub)
-    args = parser.parse_args(["eval", *(sys.argv[1:] if argv is None else argv)])
-    return args.func(args)
+    """``python -m vsarvo.training.eval``: the same as ``arvo eval``."""
+    from vsarvo.cli import main as arvo
+
+    return arvo(["eval", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -468,11 +468,10 @@ def run_from_args(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vsarvo.training.train")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_parser(sub)
-    args = parser.parse_args(["train", *(sys.argv[1:] if argv is None else argv)])
-    return args.func(args)
+    """``python -m vsarvo.training.train``: the same as ``arvo train``."""
+    from vsarvo.cli import main as arvo
+
+    return arvo(["train", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
