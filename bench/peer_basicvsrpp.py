@@ -66,16 +66,18 @@ def import_peer() -> type:
 
 
 def measure(*, width: int, height: int, frames: int, configs: dict[str, Any], repeats: int,
-            budget: float, threads: int | None = None) -> dict[str, Any]:
+            budget: float, threads: int | None = None, channels_last: bool = True) -> dict[str, Any]:
     """Count and time the peer and each ARVo configuration at width x height with ``threads`` torch
-    threads (None: every usable core); returns rows and sgemm."""
+    threads (None: every usable core), every model's weights in the same memory layout (channels-last:
+    faster for both here, 1.12x for the peer and 1.4x for ARVo tiny on this CPU); returns rows and sgemm."""
+    layout = torch.channels_last if channels_last else torch.contiguous_format
     peer_cls = import_peer()
     torch.set_num_threads(threads or usable_cores())
     sgemm_start = measure_sgemm()
     gen = torch.Generator().manual_seed(0)
 
     torch.manual_seed(0)
-    peer = peer_cls(**PEER_CONFIG).eval()
+    peer = peer_cls(**PEER_CONFIG).eval().to(memory_format=layout)
     sequence = torch.rand(1, frames, 3, height, width, generator=gen)
     print("counting the peer's FLOPs ...", file=sys.stderr, flush=True)
     peer_count = count_flops(peer, tuple(sequence.shape))
@@ -90,10 +92,10 @@ def measure(*, width: int, height: int, frames: int, configs: dict[str, Any], re
     }}
     runs: dict[str, Callable[[], Any]] = {"BasicVSR++": lambda: peer(sequence)}
 
-    frames3 = [torch.rand(1, 3, height, width, generator=gen) for _ in range(3)]
+    frames3 = [torch.rand(1, 3, height, width, generator=gen).contiguous(memory_format=layout) for _ in range(3)]
     for name, config in configs.items():
         torch.manual_seed(0)
-        stage = ARVo(config).stage.eval()
+        stage = ARVo(config).stage.eval().to(memory_format=layout)
         count = stage_flops(config, width, height)
         calls = config.stages
         models[f"ARVo {name}"] = {
@@ -140,7 +142,7 @@ def measure(*, width: int, height: int, frames: int, configs: dict[str, Any], re
                      "fps": 1.0 / per_frame_s, "achieved_flops_per_s": achieved,
                      "fraction_of_sgemm": achieved / reference})
     return {"sgemm": {"start": sgemm_start, "end": sgemm_end, "reference_flops_per_s": reference},
-            "threads": torch.get_num_threads(), "rows": rows}
+            "threads": torch.get_num_threads(), "channels_last": channels_last, "rows": rows}
 
 
 def goals(rows: list[dict[str, Any]], shipped: str, size: tuple[int, int]) -> dict[str, Any]:
@@ -188,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per model (default 3, quick 1)")
     parser.add_argument("--budget", type=float, default=None, help="seconds of timing in all (default 3600, quick 900)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: every usable core)")
+    parser.add_argument("--nchw", action="store_true", help="keep every model in the NCHW layout (default: channels-last)")
     parser.add_argument("--note", default=None, help="conditions worth recording (e.g. background load)")
     parser.add_argument("--out", default=str(RESULTS_DIR / "peer_basicvsrpp.json"))
     args = parser.parse_args(argv)
@@ -204,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         measured = measure(width=width, height=height, frames=args.frames, configs=bench_configs(names),
                            repeats=args.repeats or (1 if args.quick else 3),
-                           budget=args.budget or (900.0 if args.quick else 3600.0), threads=args.threads)
+                           budget=args.budget or (900.0 if args.quick else 3600.0), threads=args.threads,
+                           channels_last=not args.nchw)
     except PeerUnavailable as exc:
         result["skipped"] = str(exc)
         print(f"peer skipped: {exc}", file=sys.stderr)

@@ -48,8 +48,11 @@ from bench.record import RESULTS_DIR, envelope, write_json
 
 __all__ = ["BACKEND_ROWS", "PartTimer", "measure_row", "measure_filter", "plan_rows", "main"]
 
-# (label, backend, compile) on every device; precisions per device below.
-BACKEND_ROWS = [("torch eager", "torch", False), ("torch compile", "torch", True), ("ort", "ort", False)]
+# (label, backend, compile, channels_last) on every device; precisions per device below. The runner's
+# default memory layout is channels-last; the NCHW row shows what that layout buys, so it is measured
+# for the first configuration at the first size only.
+BACKEND_ROWS = [("torch eager", "torch", False, True), ("torch eager NCHW", "torch", False, False),
+                ("torch compile", "torch", True, True), ("ort", "ort", False, True)]
 PRECISIONS = {"cpu": ["fp32"], "cuda": ["fp32", "fp16", "bf16"]}
 # torch.compile and onnxruntime rows on CUDA in one precision (the filter's default on a GPU).
 CUDA_COMPILED_PRECISION = "fp16"
@@ -123,7 +126,8 @@ def measure_row(spec: dict[str, Any]) -> dict[str, Any]:
     cuda = device.startswith("cuda")
     if spec.get("threads"):
         torch.set_num_threads(int(spec["threads"]))
-    options = RunnerOptions(weights=spec["weights"], device=device, precision=spec["precision"], compile=spec["compile"])
+    options = RunnerOptions(weights=spec["weights"], device=device, precision=spec["precision"], compile=spec["compile"],
+                            channels_last=spec.get("channels_last", True))
     try:
         runner = create_runner(spec["backend"], options)
     except (BackendError, ImportError, WeightsError) as exc:
@@ -303,15 +307,16 @@ def plan_rows(*, configs: list[str], sizes: list[str], devices: list[str], quick
             label, width, height = parse_size(size)
             for device in devices:
                 kind = "cuda" if device.startswith("cuda") else "cpu"
-                for name, backend, compiled in BACKEND_ROWS:
+                for name, backend, compiled, channels_last in BACKEND_ROWS:
                     built = compiled or backend != "torch"
-                    if quick and built and (config != configs[0] or size != sizes[0]):
+                    first = config == configs[0] and size == sizes[0]
+                    if (quick and built or not channels_last) and not first:
                         continue
                     precisions = [CUDA_COMPILED_PRECISION] if built and kind == "cuda" else PRECISIONS[kind]
                     for precision in precisions:
                         rows.append({"kind": "backend", "config": config, "size": label, "width": width,
                                      "height": height, "backend": backend, "label": name, "compile": compiled,
-                                     "device": device, "precision": precision})
+                                     "channels_last": channels_last, "device": device, "precision": precision})
     return rows
 
 

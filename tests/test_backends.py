@@ -88,3 +88,15 @@ def test_trt_backend_refuses_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "tensorrt", fake)
     with pytest.raises(BackendError, match="NVIDIA GPUs only"):
         create_runner("trt", RunnerOptions(device="cpu"))
+
+
+def test_torch_backend_gives_the_same_frame_in_either_memory_layout(weights: Path) -> None:
+    frames = _frames(H, W, 3)
+    nchw = create_runner("torch", RunnerOptions(weights=str(weights), device="cpu", channels_last=False)).run(*frames)
+    nhwc_runner = create_runner("torch", RunnerOptions(weights=str(weights), device="cpu", channels_last=True))
+    assert any(p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+               for p in nhwc_runner.stage.parameters())
+    nhwc = nhwc_runner.run(*frames)
+    assert nhwc.is_contiguous() and nhwc.shape == (1, 3, H, W)
+    assert (nhwc - frames[1]).abs().max().item() > 0.05
+    assert (nhwc - nchw).abs().max().item() <= 1e-5

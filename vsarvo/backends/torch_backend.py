@@ -55,11 +55,14 @@ class TorchRunner(StageRunner):
         self.stages = model.config.stages
         self.config = model.config
         self.stage = model.stage.to(device=dev, dtype=self.dtype).eval()
+        self._memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
+        self.stage.to(memory_format=self._memory_format)
         self._dev = dev
         self._forward = torch.compile(self.stage, dynamic=False) if options.compile else self.stage
 
     @torch.inference_mode()
     def run(self, prev: torch.Tensor, ref: torch.Tensor, nxt: torch.Tensor) -> torch.Tensor:
-        args = [x.to(self._dev, self.dtype, non_blocking=True) for x in (prev, ref, nxt)]
+        args = [x.to(self._dev, self.dtype, non_blocking=True).contiguous(memory_format=self._memory_format)
+                for x in (prev, ref, nxt)]
         out = self._forward(*args, tile=self.options.tile, tile_overlap=self.options.tile_overlap)
-        return out.clamp_(0, 1).float().cpu()
+        return out.clamp_(0, 1).float().cpu().contiguous()
