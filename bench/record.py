@@ -1,16 +1,15 @@
 """Result files: where they live, the envelope every benchmark writes, atomic writing and loading."""
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shlex
 import sys
-import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from bench.machine import describe_machine
+from vsarvo.atomic import atomic_path
 
 __all__ = ["RESULTS_DIR", "REPO_ROOT", "envelope", "atomic_output", "write_json", "load_results"]
 
@@ -37,26 +36,8 @@ def envelope(benchmark: str, argv: list[str], note: str | None) -> dict[str, Any
     }
 
 
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; when the block succeeds, rename it onto ``path``.
-
-    Readers never see a half-written file; the result gets the usual permissions (0666 less the umask)
-    rather than the private ones of a temporary file. On failure the temporary file is removed.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=path.suffix + ".tmp")
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+# Readers never see a half-written result file: the project's one temp-name-then-rename helper.
+atomic_output = atomic_path
 
 
 def write_json(path: str | os.PathLike[str], data: dict[str, Any]) -> Path:

@@ -12,6 +12,8 @@ import re
 import tempfile
 from pathlib import Path
 
+from vsarvo.atomic import write_bytes_atomic
+
 __all__ = ["CACHE_ENV", "cache_dir", "safe_name", "write_atomic"]
 
 log = logging.getLogger("vsarvo.export")
@@ -62,12 +64,4 @@ def safe_name(text: str) -> str:
 
 def write_atomic(path: Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return write_bytes_atomic(path, data)

@@ -15,6 +15,7 @@ from types import ModuleType
 
 import torch
 
+from vsarvo.atomic import atomic_path
 from vsarvo.model import ARVo
 
 from .cache import cache_dir, safe_name
@@ -85,13 +86,8 @@ def cached_compiled_stage(
         module, ir="dynamo", arg_inputs=inputs, use_explicit_typing=True, workspace_size=workspace,
         optimization_level=optimization_level, timing_cache_path=str(folder_path / f"timing-{gpu}.bin"),
     )
-    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    try:
+    with atomic_path(path) as tmp:
         torch_trt.save(compiled, str(tmp), arg_inputs=inputs)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

@@ -15,13 +15,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
+from vsarvo.atomic import write_text_atomic
 from vsarvo.model import ARVoConfig
 
 from .eval import evaluate, procedural_test_set
@@ -97,9 +97,7 @@ def write_outputs(results: dict[str, Any], out: Path) -> None:
         lines.append(f"| {name} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['input_psnr']:.2f} |")
     table = "\n".join(lines) + "\n"
     for name, text in (("ablation.md", table), ("ablation.json", json.dumps(results, indent=1))):
-        tmp = out / (name + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, out / name)
+        write_text_atomic(out / name, text)
     print(table, file=sys.stderr)
 
 

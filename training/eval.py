@@ -21,6 +21,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 
+from vsarvo.atomic import atomic_path, write_text_atomic
 from vsarvo.model import ARVo, restore_clip
 from vsarvo.weights import load_model
 
@@ -134,10 +135,8 @@ def before_after_png(model: ARVo, video: Video, path: Path, *, index: int | None
     index = video.blur.shape[0] // 2 if index is None else index
     restored = restore_clip(model, video.blur)[index]
     row = np.concatenate([to_uint8(video.blur[index]), to_uint8(restored), to_uint8(video.sharp[index])], axis=1)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.png")
-    Image.fromarray(row).save(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(row).save(tmp)
 
 
 def summary_table(report: dict[str, Any]) -> str:
@@ -184,9 +183,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        tmp = out / "report.json.tmp"
-        tmp.write_text(json.dumps(report, indent=1))
-        os.replace(tmp, out / "report.json")
+        write_text_atomic(out / "report.json", json.dumps(report, indent=1))
         before_after_png(model, videos[0], out / "before_after.png")
     return 0
 

@@ -6,13 +6,13 @@ datasets use and copes with unpadded ones too.
 """
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from vsarvo.atomic import atomic_path
 
 __all__ = ["IMAGE_SUFFIXES", "natural_key", "list_frames", "read_rgb", "write_png", "write_npy"]
 
@@ -38,16 +38,8 @@ def read_rgb(path: Path) -> np.ndarray:
 
 def _atomic_write(path: Path, write) -> None:
     """Call ``write(file)`` on a temporary file beside ``path``, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            write(file)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as file:
+        write(file)
 
 
 def write_png(path: Path, image: np.ndarray) -> None:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
+
+from vsarvo.atomic import write_text_atomic
 
 __all__ = ["render", "main"]
 
@@ -143,9 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = render(weights_json=args.weights_json, train_config=args.run / "train_config.json",
                   history=args.run / "history.json", report=args.run / "report.json",
                   ablation=args.run / "ablation.json", commands=commands)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, args.out)
+    write_text_atomic(args.out, text)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vsarvo.atomic import atomic_path
+
 from .procedural import ClipSettings, make_clip
 
 __all__ = ["TRAIN_BLUR", "RenderedClips"]
@@ -47,10 +49,8 @@ class RenderedClips(torch.utils.data.Dataset):
             print(file=sys.stderr)
             self.blur, self.sharp = torch.stack(blur), torch.stack(sharp)
             if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tmp")
-                torch.save({"blur": self.blur, "sharp": self.sharp}, tmp)
-                os.replace(tmp, path)
+                with atomic_path(path) as tmp:
+                    torch.save({"blur": self.blur, "sharp": self.sharp}, tmp)
 
     def __len__(self) -> int:
         return self.blur.shape[0] * (self.blur.shape[1] - self.window + 1)

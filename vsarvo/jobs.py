@@ -12,11 +12,11 @@ import datetime as _dt
 import fcntl
 import hashlib
 import json
-import os
 import threading
 from pathlib import Path
 from typing import Any, TextIO
 
+from vsarvo.atomic import write_text_atomic
 from vsarvo.progress import format_duration
 
 __all__ = [
@@ -48,13 +48,7 @@ def _now() -> str:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n", fsync=True)
 
 
 class JobLock:

@@ -9,13 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-import torch
 from safetensors.torch import load_file, save_file
 
+from vsarvo.atomic import atomic_path, write_text_atomic
 from vsarvo.model import ARVo, ARVoConfig
 
 __all__ = ["DEFAULT_WEIGHTS", "WeightsError", "default_weights_path", "load_model", "save_model", "file_sha256"]
@@ -84,20 +83,10 @@ def load_model(path: str | os.PathLike[str] | None = None) -> ARVo:
 def save_model(model: ARVo, path: str | os.PathLike[str], extra: dict[str, Any] | None = None) -> Path:
     """Write ``path`` (.safetensors) and its JSON sidecar atomically (temp name, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(state, tmp)
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp))
         meta = {"config": model.config.to_dict(), "config_digest": model.config.digest(), "sha256": file_sha256(tmp)}
         meta.update(extra or {})
-        side_tmp = tmp + ".json"
-        Path(side_tmp).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, path)
-        os.replace(side_tmp, _sidecar(path))
-    finally:
-        for leftover in (tmp, tmp + ".json"):
-            if os.path.exists(leftover):
-                os.unlink(leftover)
+        write_text_atomic(_sidecar(path), json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return path
