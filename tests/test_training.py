@@ -9,7 +9,7 @@ import torch
 from vsarvo.model import ARVoConfig
 from vsarvo.training.eval import Video, evaluate
 from vsarvo.training.rendered import RenderedClips
-from vsarvo.training.train import TrainConfig, Trainer, restored_sequence, sharp_sequence
+from vsarvo.training.train import TrainConfig, Trainer, restoration_losses, restored_sequence, sharp_sequence
 
 MODEL = ARVoConfig.tiny(channels=8, encoder_width=4, recon_width=8, recon_blocks=1, flow_width=0.1, disc_width=4)
 
@@ -103,3 +103,40 @@ def test_evaluation_scores_identity_as_the_input(tmp_path, clips):
     assert report["gain_db"] == pytest.approx(0.0, abs=1e-6)
     assert report["frames_worse"] == 0.0
     assert report["model"]["frames"] == blur.shape[0]
+
+
+def test_pixel_loss_switches_between_l1_and_squared_error():
+    torch.manual_seed(0)
+
+    class Shift(torch.nn.Module):  # a stand-in "model": the middle frame plus 0.1, for every stage pass
+        def forward(self, frames, *, all_stages, stages):
+            return [frames[:, 1:-1] + 0.1] if stages == 1 else None
+
+    blur, sharp = torch.rand(2, 3, 3, 8, 8), torch.rand(2, 3, 3, 8, 8)
+    target = sharp[:, 1:2]
+    l1, _ = restoration_losses(Shift(), blur, sharp, 1, "l1")
+    mse, _ = restoration_losses(Shift(), blur, sharp, 1, "mse")
+    assert l1.item() == pytest.approx(torch.nn.functional.l1_loss(blur[:, 1:2] + 0.1, target).item())
+    assert mse.item() == pytest.approx(torch.nn.functional.mse_loss(blur[:, 1:2] + 0.1, target).item())
+    with pytest.raises(ValueError, match="pixel_loss must be one of"):
+        TrainConfig(model=ARVoConfig.tiny(), pixel_loss="ssim")
+
+
+def test_best_weights_compare_scores_of_one_validation_set_only(tmp_path, clips):
+    first = make_trainer(tmp_path / "a", clips, val_clips=4)
+    first.step_index = 2
+    first.history["val_psnr"] = [[1, 40.0], [2, 41.0]]  # scores on a 4-clip validation set
+    checkpoint = first.save_checkpoint()
+
+    same = make_trainer(tmp_path / "b", clips, val_clips=4)
+    same.load_checkpoint(checkpoint)
+    assert same.val_since == 0  # same set: the step-2 score of 41 dB is still the one to beat
+
+    bigger = make_trainer(tmp_path / "c", clips, val_clips=8)
+    bigger.cfg.validate_every, bigger.cfg.steps = 1, 3
+    bigger.val_dataset = torch.utils.data.Subset(clips, [0])
+    bigger.load_checkpoint(checkpoint)
+    assert bigger.val_since == 2
+    bigger.fit()  # one step, validated: the first score on the new set is the best, however low
+    assert bigger.history["val_psnr"][-1][1] < 41.0
+    assert (tmp_path / "c" / "best.safetensors").is_file()

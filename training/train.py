@@ -16,7 +16,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -24,10 +24,15 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from vsarvo.atomic import atomic_path
 from vsarvo.model import ARVo, ARVoConfig, TemporalDiscriminator
 from vsarvo.weights import save_model
 
 __all__ = ["TrainConfig", "Trainer", "add_parser", "main"]
+
+
+# Per-pixel restoration losses ``--pixel-loss`` chooses from.
+PIXEL_LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss}
 
 
 @dataclass(kw_only=True)
@@ -61,6 +66,13 @@ class TrainConfig:
     # NHWC weights and activations: oneDNN's convolutions run ~1.3x faster that way on a CPU at the tiny
     # widths (measured: 0.71 -> 0.55 s per single-stage step, batch 8 of 96^2, 2 threads).
     channels_last: bool = True
+    # "l1" is the paper's loss; "mse" optimises PSNR directly (squared error weights the large errors at
+    # edges, where deblurring gains, over the irrecoverable fine texture that dominates L1's gradient).
+    pixel_loss: str = "l1"
+
+    def __post_init__(self) -> None:
+        if self.pixel_loss not in PIXEL_LOSSES:
+            raise ValueError(f"pixel_loss must be one of {sorted(PIXEL_LOSSES)}, got {self.pixel_loss!r}")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -70,6 +82,12 @@ class TrainConfig:
 
 # ---------------------------------------------------------------------------------------------------
 # data
+
+
+def validation_set_name(cfg: TrainConfig) -> str:
+    if cfg.data is None:
+        return f"procedural train-split {cfg.val_clips}x{cfg.model.window}x{cfg.procedural_size} seed {cfg.seed + 10_000}"
+    return f"{cfg.data} test split"
 
 
 def make_datasets(cfg: TrainConfig) -> tuple[Any, Any]:
@@ -84,10 +102,12 @@ def make_datasets(cfg: TrainConfig) -> tuple[Any, Any]:
             window=window, crop=cfg.crop, split="train", seed=cfg.seed,
             cache=cache / f"train_{cfg.procedural_clips}x{cfg.procedural_frames}x{cfg.procedural_size}_s{cfg.seed}.pt",
         )
+        # Validation (which picks best.safetensors) renders clips of its own from the training sources:
+        # the held-out test split stays unseen until `arvo eval`, so model selection cannot fit it.
         val = RenderedClips(
             clips=cfg.val_clips, frames=window, size=cfg.procedural_size, window=window, crop=None,
-            split="test", seed=cfg.seed + 10_000, augment=False,
-            cache=cache / f"val_{cfg.val_clips}x{window}x{cfg.procedural_size}_s{cfg.seed}.pt",
+            split="train", seed=cfg.seed + 10_000, augment=False,
+            cache=cache / f"val_train_{cfg.val_clips}x{window}x{cfg.procedural_size}_s{cfg.seed}.pt",
         )
         return train, val
     from vsarvo.training.datasets import VideoWindowDataset, find_videos
@@ -121,8 +141,10 @@ def fetch_batch(dataset: Any, size: int, seed: int) -> tuple[torch.Tensor, torch
 # losses
 
 
-def restoration_losses(model: nn.Module, blur: torch.Tensor, sharp: torch.Tensor, stages: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """L1 on the final output and on every intermediate stage output, each against its sharp frame.
+def restoration_losses(model: nn.Module, blur: torch.Tensor, sharp: torch.Tensor, stages: int,
+                       pixel_loss: str = "l1") -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """L1 (the paper; ``pixel_loss="mse"``: squared error) on the final output and on every
+    intermediate stage output, each against its sharp frame.
 
     ``stages`` may be below the model's (the single-stage curriculum): the window is then cut to the
     middle 2*stages+1 frames. ``model`` is the ARVo (or its DDP wrapper). Returns (loss, stage outputs).
@@ -132,9 +154,10 @@ def restoration_losses(model: nn.Module, blur: torch.Tensor, sharp: torch.Tensor
     blur = blur[:, lo:lo + 2 * stages + 1]
     sharp = sharp[:, lo:lo + 2 * stages + 1]
     outputs = model(blur, all_stages=True, stages=stages)
-    loss = F.l1_loss(outputs[-1], sharp[:, stages:stages + 1])
+    distance = PIXEL_LOSSES[pixel_loss]
+    loss = distance(outputs[-1], sharp[:, stages:stages + 1])
     for s, out in enumerate(outputs[:-1], start=1):
-        loss = loss + F.l1_loss(out, sharp[:, s:s + out.shape[1]]) / (stages - 1)
+        loss = loss + distance(out, sharp[:, s:s + out.shape[1]]) / (stages - 1)
     return loss, outputs
 
 
@@ -159,9 +182,8 @@ def log(msg: str) -> None:
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 class Trainer:
@@ -202,6 +224,9 @@ class Trainer:
         if dataset is None:
             dataset, val_dataset = make_datasets(cfg)
         self.dataset, self.val_dataset = dataset, val_dataset
+        # Which validation set the scores in history come from, and the step since which they do.
+        self.val_set = validation_set_name(cfg)
+        self.val_since = 0
         self.out_dir = Path(cfg.out_dir)
 
     # -- schedule ----------------------------------------------------------------------------------
@@ -234,7 +259,7 @@ class Trainer:
         use_adv = cfg.adv_weight > 0 and stages >= 2
         self.train_model.train()
         with torch.autocast(self.device.type, enabled=self.use_amp):
-            l1, outputs = restoration_losses(self.train_model, blur, sharp, stages)
+            l1, outputs = restoration_losses(self.train_model, blur, sharp, stages, cfg.pixel_loss)
             adv = torch.zeros((), device=self.device)
             if use_adv:
                 logits = self.disc(restored_sequence(outputs))
@@ -325,6 +350,8 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "history": self.history,
             "config": json.dumps(self.cfg.to_dict()),
+            "val_set": self.val_set,
+            "val_since": self.val_since,
         }
 
     def save_checkpoint(self, path: Path | None = None) -> Path:
@@ -345,6 +372,12 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         self.history = state["history"]
         self.step_index = int(state["step"])
+        if state.get("val_set") == self.val_set:
+            self.val_since = int(state["val_since"])
+        else:
+            # Scores on another validation set are not comparable: best.safetensors starts over here.
+            self.val_since = self.step_index
+            log(f"validation set changed at step {self.step_index} (now {self.val_set}); best weights tracked from here")
 
     # -- driver ------------------------------------------------------------------------------------
 
@@ -366,7 +399,7 @@ class Trainer:
             if self.val_dataset is not None and (n % cfg.validate_every == 0 or n == cfg.steps):
                 score = self.validate()
                 log(f"step {n}: validation PSNR {score:.2f} dB")
-                best = max((v for s, v in self.history["val_psnr"][:-1]), default=float("-inf"))
+                best = max((v for s, v in self.history["val_psnr"][:-1] if s > self.val_since), default=float("-inf"))
                 if score > best:
                     # The best validated weights so far, kept beside the latest ones.
                     save_model(self.model, self.out_dir / "best.safetensors", extra={"train_steps": n, "val_psnr": score})
@@ -405,10 +438,9 @@ def plot_curves(history: dict[str, list[list[float]]], path: Path) -> None:
         axes[2].plot(xs, ys)
     axes[2].set(title="flow pretraining EPE (px)", xlabel="step")
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=80)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=80)
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------------------------------------------
