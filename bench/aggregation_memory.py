@@ -261,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     result = envelope("aggregation_memory", argv, args.note)
     result.update(channels=CHANNELS, naive_limit_bytes=NAIVE_LIMIT_BYTES, repeats=repeats)
     result["points"] = sweep(sides, args.methods, repeats=repeats, threads=args.threads)
+    result["threads"] = next((p["threads"] for p in result["points"] if "threads" in p), None)
     result["summary"] = summarise(result["points"])
     result["load_average_after"] = describe_machine()["load_average"]
     out = Path(args.out)

@@ -40,7 +40,9 @@ def _mb(nbytes: float) -> str:
 
 def _conditions(data: dict[str, Any], extra: str = "") -> list[str]:
     m = data["machine"]
-    where = f"{m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads)"
+    # The threads the timed work ran with (set after the machine was described), when recorded.
+    threads = data.get("threads") or m["torch_threads"]
+    where = f"{m['cpu']}, {m['cores']} cores, torch {m['torch']} ({threads} thread{'' if threads == 1 else 's'})"
     if m.get("gpus"):
         where += ", GPU: " + ", ".join(m["gpus"])
     text = f"_Measured {m['utc']} on {where}; load average {m['load_average'][0]:.1f} at the start"
