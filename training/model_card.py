@@ -21,12 +21,23 @@ def _load(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def validation_of(checkpoint: Path | None) -> tuple[str, int]:
+    """(validation set, first step scored on it) as the training checkpoint records them."""
+    if checkpoint is None or not checkpoint.is_file():
+        return "validation windows", 0
+    import torch
+
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    return state.get("val_set", "validation windows"), int(state.get("val_since", 0))
+
+
 def render(*, weights_json: Path, train_config: Path, history: Path, report: Path,
-           ablation: Path | None, commands: dict[str, str]) -> str:
+           ablation: Path | None, commands: dict[str, str], validation: tuple[str, int] = ("validation windows", 0)) -> str:
     meta, cfg, hist, rep = _load(weights_json), _load(train_config), _load(history), _load(report)
     model = meta["config"]
     epe = hist.get("flow_epe") or []
-    val = hist.get("val_psnr") or []
+    val_set, val_since = validation
+    val = [sv for sv in hist.get("val_psnr") or [] if sv[0] > val_since]  # scores on one set only
     lines = [
         "# Model card: vsarvo default weights (`arvo_tiny`)",
         "",
@@ -52,10 +63,13 @@ def render(*, weights_json: Path, train_config: Path, history: Path, report: Pat
         f"- Flow net pretrained on synthetic pairs with known flow (batch 8, 128x128) for {len(epe)} "
         f"steps: end-point error {epe[0][1]:.2f} px at the first step, {epe[-1][1]:.2f} px at the last." if epe else
         "- Flow net: no supervised pretraining recorded.",
-        f"- Then {cfg['stage1_steps']} steps training a single stage on 3-frame windows (the cheap part of the "
-        f"progressive curriculum; flow net frozen for the first {cfg.get('freeze_flow_steps', 0)} steps), "
-        "then the two progressive stages with shared weights on 5-frame windows, jointly with the flow net.",
-        f"- Loss: L1 on every stage output + {cfg['adv_weight']} x adversarial loss from the temporal "
+        "- Curriculum: one stage on 3-frame windows first (the cheap part), then the two progressive stages "
+        "with shared weights on 5-frame windows. The run went in segments joined by `--resume`, listed "
+        f"under Reproduce; in the last one the two-stage phase starts at step {cfg['stage1_steps']} and the "
+        + (f"flow net stays frozen after its pretraining (up to step {cfg.get('freeze_flow_steps', 0)}), "
+           "which halves the cost of a CPU step." if cfg.get("freeze_flow_steps", 0) >= cfg.get("steps", 0) else
+           f"flow net trains jointly from step {cfg.get('freeze_flow_steps', 0)}."),
+        f"- Loss: {cfg.get('pixel_loss', 'l1').upper()} on every stage output + {cfg['adv_weight']} x adversarial loss from the temporal "
         "discriminator (the paper uses 0.1; a smaller weight here because the CPU budget is short and the "
         "adversarial term only pays off late).",
         f"- Adam, lr {cfg['lr']:g} halved every {cfg['lr_halve_epochs']} epochs, batch {cfg['batch_size']}, "
@@ -65,9 +79,10 @@ def render(*, weights_json: Path, train_config: Path, history: Path, report: Pat
     ]
     if val:
         best_step, best = max(val, key=lambda sv: sv[1])
-        lines.append(f"- Validation PSNR during training (6 held-out windows): {val[0][1]:.2f} dB at step "
-                     f"{val[0][0]}, best {best:.2f} dB at step {best_step}, {val[-1][1]:.2f} dB at step "
-                     f"{val[-1][0]} (the run's last). The shipped file is the best-validated one.")
+        lines.append(f"- Validation PSNR during training ({val_set}, scored since step {val_since}): "
+                     f"{val[0][1]:.2f} dB at step {val[0][0]}, best {best:.2f} dB at step {best_step}, "
+                     f"{val[-1][1]:.2f} dB at step {val[-1][0]} (the run's last). The shipped file is the "
+                     "best-validated one.")
     shipped_steps = meta.get("train_steps")
     if isinstance(shipped_steps, int) and shipped_steps <= cfg["stage1_steps"]:
         lines.append(f"- **The shipped weights come from step {shipped_steps}, inside the single-stage phase**: they "
@@ -138,12 +153,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--weights-json", type=Path, default=Path("vsarvo/weights/arvo_tiny.json"))
     p.add_argument("--run", type=Path, default=Path("training/results"),
                    help="folder with train_config.json, history.json, report.json (and ablation.json)")
+    p.add_argument("--checkpoint", type=Path, default=Path("training/checkpoints/arvo_tiny_rolling.pt"),
+                   help="the run's training checkpoint: which validation set its scores are on")
     p.add_argument("--out", type=Path, default=Path("vsarvo/weights/MODEL_CARD.md"))
     args = p.parse_args(argv)
     commands = json.loads((args.run / "commands.json").read_text())
     text = render(weights_json=args.weights_json, train_config=args.run / "train_config.json",
                   history=args.run / "history.json", report=args.run / "report.json",
-                  ablation=args.run / "ablation.json", commands=commands)
+                  ablation=args.run / "ablation.json", commands=commands, validation=validation_of(args.checkpoint))
     write_text_atomic(args.out, text)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0

@@ -24,7 +24,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from vsarvo.atomic import atomic_path
+from vsarvo.atomic import atomic_path, write_text_atomic
 from vsarvo.model import ARVo, ARVoConfig, TemporalDiscriminator
 from vsarvo.weights import save_model
 
@@ -410,7 +410,7 @@ class Trainer:
     def write_outputs(self) -> None:
         """Weights as safetensors + JSON, the loss/validation curves as PNG, history as JSON."""
         save_model(self.model, self.out_dir / "arvo.safetensors", extra={"train_steps": self.step_index})
-        (self.out_dir / "history.json").write_text(json.dumps(self.history))
+        write_text_atomic(self.out_dir / "history.json", json.dumps(self.history))
         plot_curves(self.history, self.out_dir / "curves.png")
 
 
