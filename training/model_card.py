@@ -131,7 +131,8 @@ def render(*, weights_json: Path, train_config: Path, history: Path, report: Pat
         "",
         "## Limits",
         "",
-        "- Trained on synthetic blur only, at a CPU budget of about two hours: expect modest gains on real "
+        f"- Trained on synthetic blur only, on a 2-core CPU over a few sessions ({meta.get('train_steps', 'unknown')} "
+        "steps for the shipped file): expect modest gains on real "
         "footage. For real quality train `ARVoConfig.paper()` on DVD / GoPro / HFR-DVD on a GPU "
         "(`arvo train --preset paper --data ROOT`).",
         "- The paper's figures (DVD: 32.80 dB / 0.9352 SSIM) are for its full model and data; they do not "
