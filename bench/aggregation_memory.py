@@ -27,7 +27,8 @@ import torch
 from bench.fresh_process import PointFailed, emit_point, run_point
 from bench.machine import describe_machine
 from bench.memory import peak_rss_bytes, reset_peak_rss, rss_bytes
-from bench.record import RESULTS_DIR, atomic_output, envelope, write_json
+from bench.record import RESULTS_DIR, envelope, write_json
+from vsarvo.atomic import atomic_path
 
 __all__ = ["METHODS", "NAIVE_LIMIT_BYTES", "predicted_volume_bytes", "measure_point", "sweep", "fit_exponent",
            "summarise", "plot", "main"]
@@ -215,7 +216,7 @@ def plot(points: list[dict[str, Any]], path: str | os.PathLike[str]) -> Path:
     ax_time.set_title("Time")
     fig.tight_layout()
     try:
-        with atomic_output(path) as tmp:
+        with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=110, format="png")
     finally:
         plt.close(fig)

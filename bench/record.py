@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.machine import describe_machine
-from vsarvo.atomic import atomic_path
+from vsarvo.atomic import write_text_atomic
 
-__all__ = ["RESULTS_DIR", "REPO_ROOT", "envelope", "atomic_output", "write_json", "load_results"]
+__all__ = ["RESULTS_DIR", "REPO_ROOT", "envelope", "write_json", "load_results"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
@@ -36,14 +36,9 @@ def envelope(benchmark: str, argv: list[str], note: str | None) -> dict[str, Any
     }
 
 
-# Readers never see a half-written result file: the project's one temp-name-then-rename helper.
-atomic_output = atomic_path
-
-
 def write_json(path: str | os.PathLike[str], data: dict[str, Any]) -> Path:
     """Write ``data`` as indented JSON to ``path`` atomically."""
-    with atomic_output(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
     print(f"wrote {path}", file=sys.stderr)
     return Path(path)
 

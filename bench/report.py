@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from bench.record import RESULTS_DIR, atomic_output, load_results
+from bench.record import RESULTS_DIR, load_results
+from vsarvo.atomic import write_text_atomic
 
 __all__ = ["render", "replace_between_markers", "START_MARKER", "END_MARKER", "main"]
 
@@ -200,11 +201,6 @@ def replace_between_markers(text: str, table: str) -> str:
     return text[:start + len(START_MARKER)] + "\n" + table.rstrip("\n") + "\n" + text[end:]
 
 
-def _write_text(path: Path, text: str) -> None:
-    with atomic_output(path) as tmp:
-        tmp.write_text(text)
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__.split("\n\n")[0])
@@ -215,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     table = render(load_results(args.results))
     out = Path(args.out) if args.out else Path(args.results) / "TABLE.md"
     out.parent.mkdir(parents=True, exist_ok=True)
-    _write_text(out, table)
+    write_text_atomic(out, table)
     print(table)
     print(f"wrote {out}", file=sys.stderr)
     if args.readme:
@@ -223,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         # Image links in the tables are relative to the results folder; make them relative to the README.
         prefix = os.path.relpath(Path(args.results).resolve(), readme.resolve().parent)
         linked = re.sub(r"\]\((?![a-z]+://|/)([^)]+\.png)\)", lambda m: f"]({prefix}/{m.group(1)})", table)
-        _write_text(readme, replace_between_markers(readme.read_text(), linked))
+        write_text_atomic(readme, replace_between_markers(readme.read_text(), linked))
         print(f"updated {readme}", file=sys.stderr)
     return 0
 

@@ -12,9 +12,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from vsarvo.atomic import write_bytes_atomic
-
-__all__ = ["CACHE_ENV", "cache_dir", "safe_name", "write_atomic"]
+__all__ = ["CACHE_ENV", "cache_dir", "safe_name"]
 
 log = logging.getLogger("vsarvo.export")
 
@@ -60,8 +58,3 @@ def cache_dir(requested: str | os.PathLike[str] | None = None, *, kind: str) -> 
 def safe_name(text: str) -> str:
     """``text`` reduced to characters that are safe in a file name on every platform."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "unknown"
-
-
-def write_atomic(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    return write_bytes_atomic(path, data)

@@ -23,10 +23,11 @@ import onnx
 import torch
 from onnx import version_converter
 
+from vsarvo.atomic import write_bytes_atomic
 from vsarvo.model import ARVo
 from vsarvo.model import volume
 
-from .cache import cache_dir, write_atomic
+from .cache import cache_dir
 from .checks import check_chunked, check_fp32_scores
 from .fold import fold_constants
 from .graphs import PARTS, PRECISIONS, build_graph, graph_spec
@@ -140,7 +141,7 @@ def export_onnx(
             check_fp32_scores(proto)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return write_atomic(path, proto.SerializeToString())
+    return write_bytes_atomic(path, proto.SerializeToString())
 
 
 def cached_onnx(

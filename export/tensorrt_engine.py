@@ -21,7 +21,9 @@ from types import ModuleType
 
 import torch
 
-from .cache import cache_dir, safe_name, write_atomic
+from vsarvo.atomic import write_bytes_atomic
+
+from .cache import cache_dir, safe_name
 
 __all__ = [
     "TensorRTUnavailable", "EngineBuildError", "ShapeRange", "MIN_TENSORRT", "import_tensorrt",
@@ -198,7 +200,7 @@ def build_engine(
     if plan is None:
         raise EngineBuildError(f"TensorRT failed to build an engine from {onnx_path}; its log (stderr) says why")
     if timing_cache is not None:
-        write_atomic(timing_cache, bytes(memoryview(config.get_timing_cache().serialize())))
+        write_bytes_atomic(timing_cache, bytes(memoryview(config.get_timing_cache().serialize())))
     return bytes(memoryview(plan))
 
 
@@ -236,4 +238,4 @@ def cached_engine(
         onnx_path, shapes=shapes, workspace=workspace, optimization_level=optimization_level,
         timing_cache=timing,
     )
-    return write_atomic(path, plan)
+    return write_bytes_atomic(path, plan)
