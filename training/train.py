@@ -84,9 +84,13 @@ class TrainConfig:
 # data
 
 
+# Procedural validation clips are rendered with the training seed plus this, so they are clips of their own.
+VAL_SEED_OFFSET = 10_000
+
+
 def validation_set_name(cfg: TrainConfig) -> str:
     if cfg.data is None:
-        return f"procedural train-split {cfg.val_clips}x{cfg.model.window}x{cfg.procedural_size} seed {cfg.seed + 10_000}"
+        return f"procedural train-split {cfg.val_clips}x{cfg.model.window}x{cfg.procedural_size} seed {cfg.seed + VAL_SEED_OFFSET}"
     return f"{cfg.data} test split"
 
 
@@ -106,7 +110,7 @@ def make_datasets(cfg: TrainConfig) -> tuple[Any, Any]:
         # the held-out test split stays unseen until `arvo eval`, so model selection cannot fit it.
         val = RenderedClips(
             clips=cfg.val_clips, frames=window, size=cfg.procedural_size, window=window, crop=None,
-            split="train", seed=cfg.seed + 10_000, augment=False,
+            split="train", seed=cfg.seed + VAL_SEED_OFFSET, augment=False,
             cache=cache / f"val_train_{cfg.val_clips}x{window}x{cfg.procedural_size}_s{cfg.seed}.pt",
         )
         return train, val
