@@ -1,0 +1,69 @@
+"""Growing a trained model wider keeps what it computes, and training resumes from the grown checkpoint."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from vsarvo.model import ARVoConfig
+from vsarvo.model.arvo import ARVo
+from vsarvo.training.grow import grow_checkpoint, grow_config, widen_into
+from vsarvo.training.rendered import RenderedClips
+from vsarvo.training.train import TrainConfig, Trainer
+
+MODEL = ARVoConfig.tiny(channels=8, encoder_width=4, recon_width=8, recon_blocks=1, flow_width=0.1, disc_width=4)
+
+
+def trained_looking(config: ARVoConfig) -> ARVo:
+    """A model whose every weight is non-trivial (fresh init zeroes biases and damps the output head)."""
+    torch.manual_seed(1)
+    model = ARVo(config).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return model
+
+
+def test_grown_model_computes_the_same_output():
+    old = trained_looking(MODEL)
+    new = ARVo(grow_config(MODEL, recon_width=16, encoder_width=6)).eval()
+    widen_into(old, new)
+    frames = torch.rand(1, 5, 3, 64, 64)
+    with torch.no_grad():
+        before, after = old(frames), new(frames)
+    assert (before - after).abs().max() < 1e-5
+    assert sum(p.numel() for p in new.parameters()) > sum(p.numel() for p in old.parameters())
+
+
+def test_new_channels_get_a_gradient():
+    old = trained_looking(MODEL)
+    new = ARVo(grow_config(MODEL, recon_width=16))
+    widen_into(old, new)
+    new(torch.rand(1, 5, 3, 64, 64)).abs().mean().backward()
+    head = new.stage.reconstruction.decode_full[-1].weight
+    assert head.grad[:, 8:].abs().sum() > 0  # the zeroed weights from the new channels will move
+
+
+def test_only_widths_outside_the_correlations_can_grow():
+    with pytest.raises(ValueError, match="only recon_width, encoder_width"):
+        grow_config(MODEL, channels=16)
+    with pytest.raises(ValueError, match="can only grow"):
+        grow_config(MODEL, recon_width=4)
+
+
+def test_training_resumes_from_a_grown_checkpoint(tmp_path):
+    clips = RenderedClips(clips=1, frames=5, size=72, window=5, crop=64, seed=3, cache=tmp_path / "clips.pt")
+    small = Trainer(TrainConfig(model=MODEL, out_dir=str(tmp_path / "small"), batch_size=1, steps=2),
+                    dataset=clips, val_dataset=None)
+    small.step()
+    small.history["val_psnr"].append([1, 25.0])
+    grown_config = grow_checkpoint(small.save_checkpoint(), tmp_path / "grown.pt", recon_width=12)
+    assert grown_config == dataclasses.replace(MODEL, recon_width=12)
+
+    wide = Trainer(TrainConfig(model=grown_config, out_dir=str(tmp_path / "wide"), batch_size=1, steps=2),
+                   dataset=clips, val_dataset=None)
+    wide.load_checkpoint(tmp_path / "grown.pt")
+    assert wide.step_index == 1 and wide.history["val_psnr"] == [[1, 25.0]]
+    wide.step()
+    assert wide.step_index == 2

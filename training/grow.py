@@ -1,0 +1,120 @@
+"""Grow a trained ARVo into a wider one that computes exactly the same function, and keep training it.
+
+Training a wider model from scratch on a CPU would throw away many hours of training. Instead every
+parameter of the trained model is copied into the leading slices of the wider one, and the weights that
+lead from the new channels into the old ones are zeroed: the old channels then compute what they did
+before, the new channels compute something arbitrary that nothing reads yet, and the first gradient
+step starts putting them to use (the zeroed weights receive a gradient, since their inputs are not zero).
+
+Only the widths whose channels do not meet a correlation can grow this way: ``recon_width`` and
+``encoder_width``. The feature width ``channels`` and the flow net's widths feed dot products over
+channels (the correlation volumes), which new channels would change.
+
+    python -m vsarvo.training.grow --checkpoint training/checkpoints/arvo_tiny_rolling.pt \\
+        --recon-width 32 --out runs/wide/checkpoint.pt
+
+writes a checkpoint that ``arvo train --resume`` continues with the grown configuration (pass the same
+width flags there). The optimiser starts afresh; history and the validation record carry over, so the
+best weights are still judged against the scores the smaller model reached.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from vsarvo.atomic import write_bytes_atomic
+from vsarvo.model.arvo import ARVo
+from vsarvo.model.config import ARVoConfig
+from vsarvo.model.discriminator import TemporalDiscriminator
+
+__all__ = ["GROWABLE", "grow_config", "widen_into", "grow_checkpoint"]
+
+#: The ARVoConfig widths that can grow without changing what the model computes.
+GROWABLE = ("recon_width", "encoder_width")
+
+
+def grow_config(old: ARVoConfig, **widths: int) -> ARVoConfig:
+    """``old`` with some of the GROWABLE widths raised; refuses anything else."""
+    for name, value in widths.items():
+        if name not in GROWABLE:
+            raise ValueError(f"only {', '.join(GROWABLE)} can grow, not {name}")
+        if value < getattr(old, name):
+            raise ValueError(f"{name} can only grow: {getattr(old, name)} -> {value}")
+    return dataclasses.replace(old, **widths)
+
+
+@torch.no_grad()
+def widen_into(old: nn.Module, new: nn.Module) -> None:
+    """Copy ``old``'s parameters into the leading slices of ``new``'s (same names, each dimension at
+    least as large) and zero every weight from a new input channel into an old output channel."""
+    modules = dict(new.named_modules())
+    new_params = dict(new.named_parameters())
+    for name, source in old.named_parameters():
+        target = new_params[name]
+        if target.shape == source.shape:
+            target.copy_(source)
+            continue
+        if target.dim() != source.dim() or any(t < s for t, s in zip(target.shape, source.shape)):
+            raise ValueError(f"{name}: cannot widen {tuple(source.shape)} into {tuple(target.shape)}")
+        if target.dim() > 1:
+            module = modules[name.rpartition(".")[0]]
+            # Conv weights are [out, in, ...]; transposed convs store [in, out, ...].
+            out_dim, in_dim = (1, 0) if isinstance(module, nn.ConvTranspose2d) else (0, 1)
+            from_new_inputs = [slice(None)] * target.dim()
+            from_new_inputs[out_dim] = slice(0, source.shape[out_dim])
+            from_new_inputs[in_dim] = slice(source.shape[in_dim], None)
+            target[tuple(from_new_inputs)] = 0
+        target[tuple(slice(0, s) for s in source.shape)] = source
+
+
+def grow_checkpoint(checkpoint: str | Path, out: str | Path, **widths: int) -> ARVoConfig:
+    """Read a training checkpoint, grow its model, write a checkpoint ``arvo train --resume`` accepts."""
+    state: dict[str, Any] = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    train_config = json.loads(state["config"])
+    old_config = ARVoConfig.from_dict(train_config["model"])
+    new_config = grow_config(old_config, **widths)
+    old_model, new_model = ARVo(old_config), ARVo(new_config)
+    old_model.load_state_dict(state["model"])
+    widen_into(old_model, new_model)
+    train_config["model"] = new_config.to_dict()
+    fresh_opt = torch.optim.Adam(new_model.parameters())
+    fresh_opt_d = torch.optim.Adam(TemporalDiscriminator(width=new_config.disc_width).parameters())
+    grown = dict(state, model=new_model.state_dict(), config=json.dumps(train_config),
+                 opt=fresh_opt.state_dict(), opt_d=fresh_opt_d.state_dict())
+    buffer = io.BytesIO()
+    torch.save(grown, buffer)
+    write_bytes_atomic(Path(out), buffer.getvalue())
+    return new_config
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", required=True, help="training checkpoint (.pt) to grow")
+    parser.add_argument("--out", required=True, help="where to write the grown checkpoint")
+    for name in GROWABLE:
+        parser.add_argument("--" + name.replace("_", "-"), type=int)
+    args = parser.parse_args(argv)
+    widths = {name: getattr(args, name) for name in GROWABLE if getattr(args, name) is not None}
+    if not widths:
+        parser.error(f"give at least one width to grow: {', '.join('--' + n.replace('_', '-') for n in GROWABLE)}")
+    if not Path(args.checkpoint).is_file():
+        parser.error(f"no checkpoint at {args.checkpoint}")
+    try:
+        config = grow_checkpoint(args.checkpoint, args.out, **widths)
+    except ValueError as exc:
+        parser.error(str(exc))
+    flags = " ".join(f"--{n.replace('_', '-')} {getattr(config, n)}" for n in GROWABLE)
+    print(f"wrote {args.out}; continue with: arvo train --resume {args.out} {flags} ...", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
