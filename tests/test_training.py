@@ -32,7 +32,7 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch(tmp_path, clips):
     for group in trainer.opt.param_groups:
         group["lr"] = 3e-3
     trainer.cfg.lr = 3e-3
-    losses = [trainer.step()["l1"] for _ in range(10)]
+    losses = [trainer.step()["pixel"] for _ in range(10)]
     assert min(losses[-3:]) < 0.95 * losses[0]  # measured: 0.0665 -> 0.0617 in 10 steps
 
 
@@ -140,3 +140,14 @@ def test_best_weights_compare_scores_of_one_validation_set_only(tmp_path, clips)
     bigger.fit()  # one step, validated: the first score on the new set is the best, however low
     assert bigger.history["val_psnr"][-1][1] < 41.0
     assert (tmp_path / "c" / "best.safetensors").is_file()
+
+
+def test_checkpoints_with_the_old_l1_history_key_load_under_pixel(tmp_path, clips):
+    trainer = make_trainer(tmp_path / "a", clips)
+    trainer.step()
+    state = trainer.state()
+    state["history"]["l1"] = state["history"].pop("pixel")
+    torch.save(state, tmp_path / "old.pt")
+    resumed = make_trainer(tmp_path / "b", clips)
+    resumed.load_checkpoint(tmp_path / "old.pt")
+    assert "l1" not in resumed.history and len(resumed.history["pixel"]) == 1

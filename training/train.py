@@ -224,7 +224,8 @@ class Trainer:
         self.use_amp = cfg.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.step_index = 0
-        self.history: dict[str, list[list[float]]] = {"loss": [], "l1": [], "adv": [], "val_psnr": [], "flow_epe": []}
+        # "pixel": the pixel term (cfg.pixel_loss, L1 by default) of "loss"; "adv": the adversarial term.
+        self.history: dict[str, list[list[float]]] = {"loss": [], "pixel": [], "adv": [], "val_psnr": [], "flow_epe": []}
         if dataset is None:
             dataset, val_dataset = make_datasets(cfg)
         self.dataset, self.val_dataset = dataset, val_dataset
@@ -263,12 +264,12 @@ class Trainer:
         use_adv = cfg.adv_weight > 0 and stages >= 2
         self.train_model.train()
         with torch.autocast(self.device.type, enabled=self.use_amp):
-            l1, outputs = restoration_losses(self.train_model, blur, sharp, stages, cfg.pixel_loss)
+            pixel, outputs = restoration_losses(self.train_model, blur, sharp, stages, cfg.pixel_loss)
             adv = torch.zeros((), device=self.device)
             if use_adv:
                 logits = self.disc(restored_sequence(outputs))
                 adv = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
-            loss = l1 + cfg.adv_weight * adv
+            loss = pixel + cfg.adv_weight * adv
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.opt)
@@ -288,7 +289,7 @@ class Trainer:
             self.scaler.update()
 
         self.step_index += 1
-        record = {"loss": loss.item(), "l1": l1.item(), "adv": adv.item()}
+        record = {"loss": loss.item(), "pixel": pixel.item(), "adv": adv.item()}
         for key, value in record.items():
             self.history[key].append([self.step_index, value])
         return record
@@ -375,6 +376,8 @@ class Trainer:
         self.opt_d.load_state_dict(state["opt_d"])
         self.scaler.load_state_dict(state["scaler"])
         self.history = state["history"]
+        if "l1" in self.history:  # checkpoints written before the key was named for either pixel loss
+            self.history["pixel"] = self.history.pop("l1")
         self.step_index = int(state["step"])
         if state.get("val_set") == self.val_set:
             self.val_since = int(state["val_since"])
@@ -398,7 +401,7 @@ class Trainer:
                 rate = (n - first) / max(time.time() - start, 1e-9)
                 eta = (cfg.steps - n) / max(rate, 1e-9)
                 log(f"step {n}/{cfg.steps} stages {self.stages_at(n - 1)} loss {record['loss']:.4f} "
-                    f"l1 {record['l1']:.4f} adv {record['adv']:.3f} lr {self.lr_at(n - 1):.2e} "
+                    f"{cfg.pixel_loss} {record['pixel']:.4f} adv {record['adv']:.3f} lr {self.lr_at(n - 1):.2e} "
                     f"{rate:.2f} it/s ETA {eta / 60:.1f} min")
             if self.val_dataset is not None and (n % cfg.validate_every == 0 or n == cfg.steps):
                 score = self.validate()
@@ -425,7 +428,7 @@ def plot_curves(history: dict[str, list[list[float]]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    for key in ("loss", "l1"):
+    for key in ("loss", "pixel", "l1"):  # "l1": histories written before "pixel"
         if history.get(key):
             xs, ys = zip(*history[key])
             k = max(1, len(ys) // 200)
