@@ -12,22 +12,33 @@ def _write(path: Path, data) -> Path:
     return path
 
 
-def test_card_reports_the_measured_figures_and_one_validation_set(tmp_path: Path) -> None:
+def _card(tmp_path: Path, **train_config) -> str:
     weights = _write(tmp_path / "w.json", {"config": {"channels": 16}, "config_digest": "abc", "sha256": "f00",
                                            "train_steps": 5000})
     cfg = _write(tmp_path / "cfg.json", {"procedural_clips": 96, "procedural_frames": 9, "procedural_size": 160,
                                          "stage1_steps": 0, "freeze_flow_steps": 12000, "steps": 12000, "adv_weight": 0.01, "lr": 3e-4,
                                          "lr_halve_epochs": 200, "batch_size": 8, "crop": 96, "clip_grad": 1.0,
-                                         "seed": 0})
+                                         "seed": 0, **train_config})
     history = _write(tmp_path / "h.json", {"val_psnr": [[100, 40.0], [3800, 29.1], [3900, 29.4], [4000, 29.2]]})
     scores = {"frames": 120, "mean_psnr": 28.0, "mean_ssim": 0.9, "mean_flicker": 1.5}
     report = _write(tmp_path / "r.json", {"model": scores, "input": {**scores, "mean_psnr": 27.0},
                                           "crop": 4, "gain_db": 1.0, "frames_worse": 0.01, "static_psnr": 36.0})
-    text = render(weights_json=weights, train_config=cfg, history=history, report=report, ablation=None,
+    return render(weights_json=weights, train_config=cfg, history=history, report=report, ablation=None,
                   commands={"train": "arvo train", "eval": "arvo eval", "card": "card"},
                   validation=("set B", 3700))
+
+
+def test_card_reports_the_measured_figures_and_one_validation_set(tmp_path: Path) -> None:
+    text = _card(tmp_path)
     assert "(set B, scored since step 3700): 29.10 dB at step 3800, best 29.40 dB at step 3900" in text
     assert "40.00" not in text  # the score on the earlier validation set is not comparable
     assert "**+1.00 dB**" in text and "do not meet it yet" in text
     assert "SHA-256 `f00`" in text
     assert "two-stage phase starts at step 0 and the flow net stays frozen" in text
+    assert "+ 0.01 x adversarial loss" in text
+
+
+def test_card_says_when_the_adversarial_term_is_off(tmp_path: Path) -> None:
+    text = _card(tmp_path, adv_weight=0.0)
+    assert "adversarial term (the paper: 0.1" in text and "switched off in the last segment" in text
+    assert "x adversarial loss" not in text
