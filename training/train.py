@@ -428,7 +428,7 @@ def plot_curves(history: dict[str, list[list[float]]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    for key in ("loss", "pixel", "l1"):  # "l1": histories written before "pixel"
+    for key in ("loss", "pixel"):
         if history.get(key):
             xs, ys = zip(*history[key])
             k = max(1, len(ys) // 200)
