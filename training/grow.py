@@ -14,7 +14,7 @@ channels (the correlation volumes), which new channels would change.
         --recon-width 32 --out runs/wide/checkpoint.pt
 
 writes a checkpoint that ``arvo train --resume`` continues with the grown configuration (pass the same
-width flags there). The optimiser starts afresh; history and the validation record carry over, so the
+width flags there). The model's optimiser starts afresh; history and the validation record carry over, so the
 best weights are still judged against the scores the smaller model reached.
 """
 from __future__ import annotations
@@ -33,7 +33,6 @@ from torch import nn
 from vsarvo.atomic import write_bytes_atomic
 from vsarvo.model.arvo import ARVo
 from vsarvo.model.config import ARVoConfig
-from vsarvo.model.discriminator import TemporalDiscriminator
 
 __all__ = ["GROWABLE", "grow_config", "widen_into", "grow_checkpoint"]
 
@@ -85,10 +84,10 @@ def grow_checkpoint(checkpoint: str | Path, out: str | Path, **widths: int) -> A
     old_model.load_state_dict(state["model"])
     widen_into(old_model, new_model)
     train_config["model"] = new_config.to_dict()
+    # The model's optimiser state no longer fits its reshaped parameters and starts afresh; the
+    # discriminator is unchanged, so its optimiser state carries over.
     fresh_opt = torch.optim.Adam(new_model.parameters())
-    fresh_opt_d = torch.optim.Adam(TemporalDiscriminator(width=new_config.disc_width).parameters())
-    grown = dict(state, model=new_model.state_dict(), config=json.dumps(train_config),
-                 opt=fresh_opt.state_dict(), opt_d=fresh_opt_d.state_dict())
+    grown = dict(state, model=new_model.state_dict(), config=json.dumps(train_config), opt=fresh_opt.state_dict())
     buffer = io.BytesIO()
     torch.save(grown, buffer)
     write_bytes_atomic(Path(out), buffer.getvalue())
