@@ -120,6 +120,9 @@ def test_local_correlation_peaks_at_the_true_displacement():
     cost = local_correlation(f, shifted, 4)
     best = cost[0, :, 4:8, 4:8].mean(dim=(1, 2)).argmax().item()
     assert divmod(best, 9) == (4 + 1, 4 - 2)
+    # Cosine costs: exactly 1 where the features match, whatever their scale.
+    torch.testing.assert_close(cost[0, best, 4:8, 4:8], torch.ones(4, 4))
+    torch.testing.assert_close(local_correlation(3 * f, shifted, 4), cost)
 
 
 @pytest.mark.parametrize("size", [(64, 64), (67, 95), (130, 71)])

@@ -12,7 +12,7 @@ def _write(path: Path, data) -> Path:
     return path
 
 
-def _card(tmp_path: Path, **train_config) -> str:
+def _card(tmp_path: Path, flow: dict | None = None, **train_config) -> str:
     weights = _write(tmp_path / "w.json", {"config": {"channels": 16}, "config_digest": "abc", "sha256": "f00",
                                            "train_steps": 5000})
     cfg = _write(tmp_path / "cfg.json", {"procedural_clips": 96, "procedural_frames": 9, "procedural_size": 160,
@@ -25,7 +25,7 @@ def _card(tmp_path: Path, **train_config) -> str:
                                           "crop": 4, "gain_db": 1.0, "frames_worse": 0.01, "static_psnr": 36.0})
     return render(weights_json=weights, train_config=cfg, history=history, report=report, ablation=None,
                   commands={"train": "arvo train", "eval": "arvo eval", "card": "card"},
-                  validation=("set B", 3700))
+                  validation=("set B", 3700), flow=_write(tmp_path / "f.json", flow) if flow else None)
 
 
 def test_card_reports_the_measured_figures_and_one_validation_set(tmp_path: Path) -> None:
@@ -42,3 +42,11 @@ def test_card_says_when_the_adversarial_term_is_off(tmp_path: Path) -> None:
     text = _card(tmp_path, adv_weight=0.0)
     assert "adversarial term (the paper: 0.1" in text and "switched off in the last segment" in text
     assert "x adversarial loss" not in text
+
+
+def test_card_reports_a_retrained_flow_net_against_zero_motion(tmp_path: Path) -> None:
+    text = _card(tmp_path, flow={"zero_flow_epe": 5.32, "epe_before": 11.5, "epe_after": 1.82, "steps": 1200,
+                                 "lr": 4e-4, "batch_size": 8, "size": 128, "fresh": True})
+    assert "Flow net re-initialised and trained" in text and "for 1200 steps" in text
+    assert "held-out pairs 1.82 px, against 5.32 px for predicting no motion" in text
+    assert "Flow net: no supervised pretraining recorded" in _card(tmp_path)

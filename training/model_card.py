@@ -2,7 +2,8 @@
 
 Every figure in the card is read from a file a command wrote: the weights' JSON sidecar (config,
 hash, steps), the training run's ``train_config.json`` and ``history.json``, ``arvo eval``'s
-``report.json`` and the ablation's ``ablation.json``. Nothing is typed by hand.
+``report.json``, the ablation's ``ablation.json`` and, when the flow net was retrained with
+``vsarvo.training.flow_pretrain --report``, its ``flow_report.json``. Nothing is typed by hand.
 """
 from __future__ import annotations
 
@@ -31,9 +32,26 @@ def validation_of(checkpoint: Path | None) -> tuple[str, int]:
     return state.get("val_set", "validation windows"), int(state.get("val_since", 0))
 
 
+def _flow_line(epe: list[list[float]], report: dict[str, Any] | None, command: str | None) -> str:
+    if report is not None:
+        start = "re-initialised and trained" if report.get("fresh") else "trained further"
+        return (f"- Flow net {start} on synthetic pairs with known flow, sharp and blurred alike (batch "
+                f"{report['batch_size']}, {report['size']}x{report['size']}), for {report['steps']} steps"
+                + (f" (`{command}`)" if command else "")
+                + f": end-point error on held-out pairs {report['epe_after']:.2f} px, against "
+                f"{report['zero_flow_epe']:.2f} px for predicting no motion; then frozen or trained jointly as the "
+                "curriculum below says.")
+    if epe:
+        return (f"- Flow net pretrained on synthetic pairs with known flow (batch 8, 128x128) for {len(epe)} "
+                f"steps: end-point error {epe[0][1]:.2f} px at the first step, {epe[-1][1]:.2f} px at the last.")
+    return "- Flow net: no supervised pretraining recorded."
+
+
 def render(*, weights_json: Path, train_config: Path, history: Path, report: Path,
-           ablation: Path | None, commands: dict[str, str], validation: tuple[str, int] = ("validation windows", 0)) -> str:
+           ablation: Path | None, commands: dict[str, str], validation: tuple[str, int] = ("validation windows", 0),
+           flow: Path | None = None) -> str:
     meta, cfg, hist, rep = _load(weights_json), _load(train_config), _load(history), _load(report)
+    flow_report = _load(flow) if flow is not None and flow.is_file() else None
     model = meta["config"]
     epe = hist.get("flow_epe") or []
     val_set, val_since = validation
@@ -60,9 +78,7 @@ def render(*, weights_json: Path, train_config: Path, history: Path, report: Pat
         "foliage), moved along random smooth camera paths with independently moving layers, blurred by "
         "averaging sub-frame renders in linear light, with sensor noise; blur settings "
         "`vsarvo.training.rendered.TRAIN_BLUR`.",
-        f"- Flow net pretrained on synthetic pairs with known flow (batch 8, 128x128) for {len(epe)} "
-        f"steps: end-point error {epe[0][1]:.2f} px at the first step, {epe[-1][1]:.2f} px at the last." if epe else
-        "- Flow net: no supervised pretraining recorded.",
+        _flow_line(epe, flow_report, commands.get("flow")),
         "- Curriculum: one stage on 3-frame windows first (the cheap part), then the two progressive stages "
         "with shared weights on 5-frame windows. The run went in segments joined by `--resume`, listed "
         f"under Reproduce; in the last one the two-stage phase starts at step {cfg['stage1_steps']} and the "
@@ -157,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights-json", type=Path, default=Path("vsarvo/weights/arvo_tiny.json"))
     p.add_argument("--run", type=Path, default=Path("training/results"),
-                   help="folder with train_config.json, history.json, report.json (and ablation.json)")
+                   help="folder with train_config.json, history.json, report.json (and ablation.json, flow_report.json)")
     p.add_argument("--checkpoint", type=Path, default=Path("training/checkpoints/arvo_tiny_rolling.pt"),
                    help="the run's training checkpoint: which validation set its scores are on")
     p.add_argument("--out", type=Path, default=Path("vsarvo/weights/MODEL_CARD.md"))
@@ -165,7 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = json.loads((args.run / "commands.json").read_text())
     text = render(weights_json=args.weights_json, train_config=args.run / "train_config.json",
                   history=args.run / "history.json", report=args.run / "report.json",
-                  ablation=args.run / "ablation.json", commands=commands, validation=validation_of(args.checkpoint))
+                  ablation=args.run / "ablation.json", commands=commands, validation=validation_of(args.checkpoint),
+                  flow=args.run / "flow_report.json")
     write_text_atomic(args.out, text)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0

@@ -297,30 +297,18 @@ class Trainer:
     # -- flow pretraining ----------------------------------------------------------------------------
 
     def pretrain_flow(self, steps: int, *, size: int = 128, batch: int = 8) -> float:
-        """Supervised PWC-Net training on synthetic pairs with known flow; returns the final EPE (px)."""
-        from vsarvo.training.procedural import make_flow_pair
+        """Supervised PWC-Net training on synthetic pairs with known flow (:mod:`.flow_pretrain`);
+        returns the last batch's end-point error (px)."""
+        from vsarvo.training.flow_pretrain import fit_flow
 
         flow_net = self.model.stage.flow
         if flow_net is None or steps <= 0:
             return float("nan")
-        opt = torch.optim.Adam(flow_net.parameters(), lr=self.cfg.lr * 10)
-        epe = float("nan")
-        for i in range(steps):
-            rng = np.random.default_rng(step_seed(self.cfg.seed, i, self.rank) + 77)
-            pairs = [make_flow_pair(rng, (size, size)) for _ in range(batch)]
-            im1, im2, flow, valid = (torch.stack(t).to(self.device) for t in zip(*pairs))
-            pred = flow_net(im1, im2)
-            err = (pred - flow).norm(dim=1)[valid]  # end-point error where the flow is defined
-            loss = err.mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(flow_net.parameters(), self.cfg.clip_grad)
-            opt.step()
-            epe = err.mean().item()
-            self.history["flow_epe"].append([i + 1, epe])
-            if (i + 1) % self.cfg.log_every == 0 and self.rank == 0:
-                log(f"flow pretrain {i + 1}/{steps}: EPE {epe:.3f} px")
-        return epe
+        # Every rank draws the same pairs, so DDP replicas keep identical flow nets.
+        trained = fit_flow(flow_net, steps, lr=self.cfg.lr * 10, batch=batch, size=size, seed=self.cfg.seed,
+                           clip_grad=self.cfg.clip_grad, log_every=self.cfg.log_every)
+        self.history["flow_epe"].extend(trained)
+        return trained[-1][1]
 
     # -- validation --------------------------------------------------------------------------------
 
