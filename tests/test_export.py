@@ -177,6 +177,17 @@ def test_fp32_score_check_rejects_a_half_matmul() -> None:
         checks.check_fp32_scores(helper.make_model(graph))
 
 
+def test_fp32_score_check_exempts_the_flow_nets_bounded_cosine_costs() -> None:
+    a = helper.make_tensor_value_info("a", TensorProto.FLOAT16, [1, 8, 4])
+    c = helper.make_tensor_value_info("c", TensorProto.FLOAT16, [1, 1, 4])
+    node = helper.make_node("ReduceSum", ["a"], ["c"], name="/inner/stage/flow/ReduceSum", keepdims=1)
+    graph = helper.make_graph([node], "g", [a], [c])
+    checks.check_fp32_scores(helper.make_model(graph))  # no error
+    graph.node[0].name = "/inner/stage/aggregation/ReduceSum"
+    with pytest.raises(ExportCheckError, match="aggregation/ReduceSum .ReduceSum. computes in FLOAT16"):
+        checks.check_fp32_scores(helper.make_model(graph))
+
+
 @pytest.mark.slow
 def test_fp16_stage_graph_is_within_45_db_of_fp32(graphs, model: ARVo, frames: list[torch.Tensor]) -> None:
     prev, ref, nxt = frames[:3]
