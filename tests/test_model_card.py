@@ -40,7 +40,7 @@ def test_card_reports_the_measured_figures_and_one_validation_set(tmp_path: Path
 
 def test_card_says_when_the_adversarial_term_is_off(tmp_path: Path) -> None:
     text = _card(tmp_path, adv_weight=0.0)
-    assert "adversarial term (the paper: 0.1" in text and "switched off in the last segment" in text
+    assert "adversarial term (the paper: 0.1" in text and "switched off in the segment that produced the shipped file" in text
     assert "x adversarial loss" not in text
 
 

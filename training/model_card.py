@@ -81,21 +81,20 @@ def render(*, weights_json: Path, train_config: Path, history: Path, report: Pat
         _flow_line(epe, flow_report, commands.get("flow")),
         "- Curriculum: one stage on 3-frame windows first (the cheap part), then the two progressive stages "
         "with shared weights on 5-frame windows. The run went in segments joined by `--resume`, listed "
-        f"under Reproduce; in the last one the two-stage phase starts at step {cfg['stage1_steps']} and the "
-        + (f"flow net stays frozen after its pretraining (up to step {cfg.get('freeze_flow_steps', 0)}), "
-           "which halves the cost of a CPU step." if cfg.get("freeze_flow_steps", 0) >= cfg.get("steps", 0) else
+        f"under Reproduce; in the one that produced the shipped file the two-stage phase starts at step {cfg['stage1_steps']} and the "
+        + ("flow net stays frozen, which halves the cost of a CPU step." if cfg.get("freeze_flow_steps", 0) >= cfg.get("steps", 0) else
            f"flow net trains jointly from step {cfg.get('freeze_flow_steps', 0)}."),
         f"- Loss: {cfg.get('pixel_loss', 'l1').upper()} on every stage output"
         + (f" + {cfg['adv_weight']} x adversarial loss from the temporal discriminator (the paper uses 0.1; a "
            "smaller weight here because the CPU budget is short and the adversarial term only pays off late)."
            if cfg["adv_weight"] > 0 else
            ". The adversarial term (the paper: 0.1 x the temporal discriminator's loss) is switched off in the "
-           "last segment (`--adv-weight 0`): it buys perceptual sharpness at some cost in PSNR, the figure this "
+           "segment that produced the shipped file (`--adv-weight 0`): it buys perceptual sharpness at some cost in PSNR, the figure this "
            "card reports; Reproduce lists the weight each earlier segment used."),
         f"- Adam, lr {cfg['lr']:g} halved every {cfg['lr_halve_epochs']} epochs, batch {cfg['batch_size']}, "
         f"{cfg['crop']}x{cfg['crop']} crops, flips and 90-degree rotations, gradient clipping {cfg['clip_grad']}, "
         f"seed {cfg['seed']}. The run was resumed from checkpoints with changed learning-rate and curriculum "
-        "settings while it ran; the settings above are those of the last segment.",
+        "settings while it ran; the settings above are those of the segment that produced the shipped file.",
     ]
     if val:
         best_step, best = max(val, key=lambda sv: sv[1])

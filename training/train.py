@@ -50,6 +50,7 @@ class TrainConfig:
     steps: int = 100_000
     stage1_steps: int = 0  # progressive curriculum: train a single stage on triples first (3x cheaper)
     flow_pretrain_steps: int = 0  # PWC-Net on synthetic pairs with known flow before joint training
+    flow_lr: float = 4e-4  # Adam's starting rate for that pretraining (cosine decay; 1e-3 did not converge)
     freeze_flow_steps: int = 0  # keep the (pretrained) flow net fixed this long, then train it jointly
     lr: float = 1e-4
     lr_halve_epochs: int = 200
@@ -305,7 +306,7 @@ class Trainer:
         if flow_net is None or steps <= 0:
             return float("nan")
         # Every rank draws the same pairs, so DDP replicas keep identical flow nets.
-        trained = fit_flow(flow_net, steps, lr=self.cfg.lr * 10, batch=batch, size=size, seed=self.cfg.seed,
+        trained = fit_flow(flow_net, steps, lr=self.cfg.flow_lr, batch=batch, size=size, seed=self.cfg.seed,
                            clip_grad=self.cfg.clip_grad, log_every=self.cfg.log_every)
         self.history["flow_epe"].extend(trained)
         return trained[-1][1]
