@@ -142,7 +142,11 @@ def render(*, weights_json: Path, train_config: Path, history: Path, report: Pat
         lines += ["", "## Ablation (reduced budget)", "",
                   f"Each variant retrained from scratch for {b['steps']} steps (batch {b['batch_size']}, "
                   f"{b['crop']} px crops, {b['clips']} clips), scored on held-out procedural clips "
-                  f"(`{commands['ablation']}`). At this budget the numbers rank the variants only roughly.", "",
+                  f"(`{commands['ablation']}`)."
+                  + (f" The variants with flow start from one flow net pretrained for {b['flow_pretrain_steps']} steps "
+                     f"(held-out end-point error {b['flow_epe']:.2f} px; no motion: {b['zero_flow_epe']:.2f} px), frozen."
+                     if b.get("flow_pretrain_steps") else "")
+                  + " At this budget the numbers rank the variants only roughly.", "",
                   "| variant | PSNR (dB) | SSIM | blurry input PSNR |", "|---|---|---|---|"]
         for name, r in abl["variants"].items():
             lines.append(f"| {name} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['input_psnr']:.2f} |")
