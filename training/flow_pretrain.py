@@ -11,7 +11,7 @@ does it for an existing training checkpoint, replacing its flow net's weights an
 else as it was, so that training can resume with a flow net that actually aligns:
 
     python -m vsarvo.training.flow_pretrain --checkpoint training/checkpoints/arvo_tiny_rolling.pt \\
-        --steps 1500 --out runs/flow/checkpoint.pt
+        --steps 1200 --out runs/flow/checkpoint.pt
 
 It reports the end-point error on held-out pairs (source images training never sees, their own seed)
 before and after, next to the error of predicting no motion at all.
@@ -19,7 +19,6 @@ before and after, next to the error of predicting no motion at all.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import math
 import sys
@@ -31,13 +30,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from vsarvo.atomic import write_bytes_atomic, write_text_atomic
+from vsarvo.atomic import write_text_atomic
 from vsarvo.model.arvo import ARVo
 from vsarvo.model.config import ARVoConfig
 from vsarvo.model.flow import PWCNet
 
 from .procedural import FLOW_PAIR_SETTINGS, ClipSettings, make_flow_pair
 from .rendered import TRAIN_BLUR
+from .train import write_checkpoint
 
 __all__ = ["PAIR_MIX", "FlowPairs", "held_out_pairs", "end_point_error", "fit_flow", "refine_checkpoint"]
 
@@ -152,9 +152,7 @@ def refine_checkpoint(checkpoint: str | Path, out: str | Path, *, steps: int, lr
     opt = state["opt"]
     opt["state"] = {k: v for k, v in opt["state"].items() if int(k) not in positions}
     refined = dict(state, model=model.state_dict(), history=history, opt=opt)
-    buffer = io.BytesIO()
-    torch.save(refined, buffer)
-    write_bytes_atomic(Path(out), buffer.getvalue())
+    write_checkpoint(refined, out)
     return report
 
 
@@ -162,8 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, help="training checkpoint (.pt) whose flow net to retrain")
     parser.add_argument("--out", required=True, help="where to write the checkpoint with the retrained flow net")
-    parser.add_argument("--steps", type=int, default=1500)
-    parser.add_argument("--lr", type=float, default=3e-4, help="Adam learning rate at the start (cosine decay to lr/20)")
+    parser.add_argument("--steps", type=int, default=1200)
+    parser.add_argument("--lr", type=float, default=4e-4, help="Adam learning rate at the start (cosine decay to lr/20)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--size", type=int, default=128, help="pair edge in pixels")
     parser.add_argument("--seed", type=int, default=0)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import io
 import json
 import sys
 from pathlib import Path
@@ -30,9 +29,10 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from vsarvo.atomic import write_bytes_atomic
 from vsarvo.model.arvo import ARVo
 from vsarvo.model.config import ARVoConfig
+
+from .train import write_checkpoint
 
 __all__ = ["GROWABLE", "grow_config", "widen_into", "grow_checkpoint"]
 
@@ -88,9 +88,7 @@ def grow_checkpoint(checkpoint: str | Path, out: str | Path, **widths: int) -> A
     # discriminator is unchanged, so its optimiser state carries over.
     fresh_opt = torch.optim.Adam(new_model.parameters())
     grown = dict(state, model=new_model.state_dict(), config=json.dumps(train_config), opt=fresh_opt.state_dict())
-    buffer = io.BytesIO()
-    torch.save(grown, buffer)
-    write_bytes_atomic(Path(out), buffer.getvalue())
+    write_checkpoint(grown, out)
     return new_config
 
 

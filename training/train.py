@@ -28,7 +28,7 @@ from vsarvo.atomic import atomic_path, write_text_atomic
 from vsarvo.model import ARVo, ARVoConfig, TemporalDiscriminator
 from vsarvo.weights import save_model
 
-__all__ = ["TrainConfig", "Trainer", "add_parser", "main"]
+__all__ = ["TrainConfig", "Trainer", "add_parser", "main", "write_checkpoint"]
 
 
 # Per-pixel restoration losses ``--pixel-loss`` chooses from.
@@ -186,8 +186,9 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    with atomic_path(path) as tmp:
+def write_checkpoint(obj: Any, path: str | os.PathLike[str]) -> None:
+    """torch.save to ``path`` through a temporary name: a killed run never leaves half a checkpoint."""
+    with atomic_path(Path(path)) as tmp:
         torch.save(obj, tmp)
 
 
@@ -351,7 +352,7 @@ class Trainer:
     def save_checkpoint(self, path: Path | None = None) -> Path:
         path = path or self.out_dir / "checkpoint.pt"
         path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_torch_save(self.state(), path)
+        write_checkpoint(self.state(), path)
         return path
 
     def load_checkpoint(self, path: str | os.PathLike[str]) -> None:
