@@ -40,10 +40,10 @@ def local_correlation(f1: torch.Tensor, f2: torch.Tensor, max_displacement: int 
 
     The published layer averages raw products over channels. Trained from scratch (no FlyingChairs
     weights exist here) a width-0.25 PWC-Net with raw products learned nothing in 300 steps (nor in
-    600 more from earlier weights): the costs
-    of freshly initialised features are ~1e-3, too faint to steer the decoders, and the held-out
-    end-point error stayed at that of predicting no motion (5.2 px). With cosine costs, in [-1, 1]
-    from the first step, the same net reached 2.6 px in 250 steps (``training/flow_pretrain.py``).
+    600 more from earlier weights): at initialisation its mean absolute costs are 3e-4 to 2e-3 at the
+    five levels it correlates, too faint to steer the decoders, and the held-out end-point error stayed
+    at that of predicting no motion (5.2 px). With cosine costs, in [-1, 1] from the first step, the
+    same net reached 2.6 px in 250 steps (``training/flow_pretrain.py``).
 
     Returns [B, (2 * max_displacement + 1) ** 2, H, W]; f2 is zero outside the frame.
     """
