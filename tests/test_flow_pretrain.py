@@ -53,8 +53,7 @@ def test_fit_flow_lowers_the_error_on_a_repeated_batch(pairs):
 
     torch.manual_seed(0)
     net = PWCNet(width=0.1)
-    fixed = [pairs]
-    history = fit_flow(net, 40, lr=1e-3, batch=4, size=64, log_every=1000, batches=lambda i: fixed[0])
+    history = fit_flow(net, 40, lr=1e-3, batch=4, size=64, log_every=1000, batches=lambda i: pairs)
     first, last = np.mean([e for _, e in history[:5]]), np.mean([e for _, e in history[-5:]])
     assert last < 0.9 * first
 

@@ -25,7 +25,6 @@ import torch
 
 from vsarvo.atomic import write_text_atomic
 from vsarvo.model import ARVoConfig
-
 from vsarvo.model.flow import PWCNet
 
 from .eval import evaluate, procedural_test_set
@@ -79,9 +78,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         flow_net = PWCNet(width=base.flow_width)
         fit_flow(flow_net, args.flow_pretrain_steps, lr=args.flow_lr, seed=args.seed, log_every=max(1, args.flow_pretrain_steps // 5))
         flow_state = flow_net.state_dict()
+        pairs = held_out_pairs()
         results["budget"].update(flow_pretrain_steps=args.flow_pretrain_steps,
-                                 flow_epe=end_point_error(flow_net, held_out_pairs()),
-                                 zero_flow_epe=end_point_error(None, held_out_pairs()))
+                                 flow_epe=end_point_error(flow_net, pairs), zero_flow_epe=end_point_error(None, pairs))
     for variant in args.variants:
         config = variant_config(base, variant)
         cfg = TrainConfig(model=config, out_dir=str(out / variant), steps=args.steps, batch_size=args.batch_size,

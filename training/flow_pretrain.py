@@ -63,18 +63,17 @@ def held_out_pairs(n: int = 32, size: int = 128, seed: int = 20_000) -> FlowPair
 def end_point_error(flow_net: nn.Module | None, pairs: FlowPairs, *, batch: int = 8) -> float:
     """Mean end-point error (px) where the flow is defined; ``flow_net=None`` scores zero flow."""
     im1, im2, flow, valid = pairs
+    if flow_net is None:
+        return flow.norm(dim=1)[valid].mean().item()
+    was_training = flow_net.training
+    flow_net.eval()
+    device = next(flow_net.parameters()).device
     errors = []
-    was_training = flow_net.training if flow_net is not None else False
-    if flow_net is not None:
-        flow_net.eval()
-    device = next(flow_net.parameters()).device if flow_net is not None else torch.device("cpu")
     for i in range(0, im1.shape[0], batch):
         sl = slice(i, i + batch)
-        target = flow[sl].to(device)
-        pred = torch.zeros_like(target) if flow_net is None else flow_net(im1[sl].to(device), im2[sl].to(device))
-        errors.append((pred - target).norm(dim=1)[valid[sl].to(device)])
-    if flow_net is not None:
-        flow_net.train(was_training)
+        pred = flow_net(im1[sl].to(device), im2[sl].to(device))
+        errors.append((pred - flow[sl].to(device)).norm(dim=1)[valid[sl].to(device)])
+    flow_net.train(was_training)
     return torch.cat(errors).mean().item()
 
 
@@ -123,9 +122,10 @@ def refine_checkpoint(checkpoint: str | Path, out: str | Path, *, steps: int, lr
                       size: int = 128, seed: int = 0, log_every: int = 50, held_out: int = 32,
                       fresh: bool = False) -> dict[str, float]:
     """Retrain the flow net of a training checkpoint; write the result where ``arvo train --resume``
-    reads it; ``held_out`` pairs score it; ``fresh`` starts the flow net from a new random
-    initialisation (seeded by ``seed``) instead of its current weights. Everything but the flow net's weights (and its optimiser moments, which described the old
-    weights and are dropped) is kept. Returns the held-out EPEs: zero flow, before, after."""
+    reads it. ``held_out`` pairs score it; ``fresh`` starts the flow net from a new random
+    initialisation (seeded by ``seed``) instead of its current weights. Everything but the flow net's
+    weights (and its optimiser moments, which described the old weights and are dropped) is kept.
+    Returns the held-out EPEs: zero flow, before, after."""
     state: dict[str, Any] = torch.load(checkpoint, map_location="cpu", weights_only=True)
     config = ARVoConfig.from_dict(json.loads(state["config"])["model"])
     if not config.use_flow:
