@@ -69,7 +69,10 @@ class _Aggregation(nn.Module):
 
 
 class _Reconstruction(nn.Module):
-    """Aggregated features [1, 3LC, H/4, W/4] and the blurry reference [1, 3, H, W] -> restored frame."""
+    """Reconstruction-net features [1, F, H/4, W/4] (aggregated, plus the three frames' features with
+    ``frame_features``) and the blurry skip input [1, 3 or 9, H, W] (the reference, or with
+    ``aligned_skip`` the reference, the aligned previous frame and the aligned next frame stacked)
+    -> restored frame."""
 
     def __init__(self, model: ARVo) -> None:
         super().__init__()
@@ -159,7 +162,8 @@ def graph_spec(model: ARVo, part: str, *, height: int, width: int) -> GraphSpec:
     # Part graphs see the stage's padded size; the stage and vs-mlrt graphs take the frame as it is.
     ph, pw = -(-height // ALIGN) * ALIGN, -(-width // ALIGN) * ALIGN
     quarter = (ph // 4, pw // 4)
-    aggregated = 3 * cfg.levels * cfg.channels if cfg.levels > 0 else 3 * cfg.channels
+    recon = model.stage.reconstruction
+    recon_features = recon.fuse[0].in_channels
     frame = (1, 3, height, width)
     if part == "flow":
         return GraphSpec(inputs={"image": (2, 3, height, width), "neighbour": (2, 3, height, width)},
@@ -171,7 +175,7 @@ def graph_spec(model: ARVo, part: str, *, height: int, width: int) -> GraphSpec:
         return GraphSpec(inputs={"prev_features": feats, "ref_features": feats, "next_features": feats},
                          outputs={"aggregated": (1, 3 * cfg.levels * cfg.channels, *quarter)})
     if part == "reconstruction":
-        return GraphSpec(inputs={"features": (1, aggregated, *quarter), "blurry": (1, 3, ph, pw)},
+        return GraphSpec(inputs={"features": (1, recon_features, *quarter), "blurry": (1, 3 * recon.skip_frames, ph, pw)},
                          outputs={"restored": (1, 3, ph, pw)})
     if part == "stage":
         return GraphSpec(inputs={"prev": frame, "ref": frame, "next": frame}, outputs={"restored": frame})

@@ -45,6 +45,26 @@ def test_new_channels_get_a_gradient():
     assert head.grad[:, 8:].abs().sum() > 0  # the zeroed weights from the new channels will move
 
 
+def test_switching_on_the_reconstruction_inputs_computes_the_same_output():
+    plain = dataclasses.replace(MODEL, frame_features=False, aligned_skip=False)
+    old = trained_looking(plain)
+    new = ARVo(grow_config(plain, frame_features=True, aligned_skip=True)).eval()
+    widen_into(old, new)
+    frames = torch.rand(1, 5, 3, 64, 64)
+    with torch.no_grad():
+        assert (old(frames) - new(frames)).abs().max() < 1e-5
+    new.train()
+    new(frames).abs().mean().backward()
+    # The zeroed weights on the new inputs (the frames' features, the aligned neighbours) will move.
+    assert new.stage.reconstruction.fuse[0].weight.grad[:, 3 * MODEL.levels * MODEL.channels:].abs().sum() > 0
+    assert new.stage.reconstruction.skip_full[0].weight.grad[:, 3:].abs().sum() > 0
+
+
+def test_switches_cannot_be_turned_off():
+    with pytest.raises(ValueError, match="only be turned on"):
+        grow_config(MODEL, aligned_skip=False)
+
+
 def test_only_widths_outside_the_correlations_can_grow():
     with pytest.raises(ValueError, match="only recon_width, encoder_width"):
         grow_config(MODEL, channels=16)

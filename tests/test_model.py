@@ -34,6 +34,22 @@ def test_presets_follow_the_paper_structure():
     assert (tiny.levels, tiny.stages, tiny.window) == (3, 2, 5)
     assert ARVoConfig.from_dict(tiny.to_dict()) == tiny
     assert tiny.digest() != paper.digest()
+    assert paper.frame_features and paper.aligned_skip and tiny.frame_features and tiny.aligned_skip
+
+
+def test_configs_saved_before_the_reconstruction_switches_load_with_them_off():
+    saved = {k: v for k, v in ARVoConfig.tiny().to_dict().items() if k not in ("frame_features", "aligned_skip")}
+    old = ARVoConfig.from_dict(saved)
+    assert not old.frame_features and not old.aligned_skip
+    recon = ARVo(old).stage.reconstruction
+    assert (recon.fuse[0].in_channels, recon.skip_full[0].in_channels) == (3 * old.levels * old.channels, 3)
+
+
+def test_reconstruction_switches_widen_its_inputs():
+    cfg = small()
+    recon = ARVo(cfg).stage.reconstruction
+    assert recon.fuse[0].in_channels == 3 * (cfg.levels + 1) * cfg.channels  # aggregated + three frames' features
+    assert recon.skip_full[0].in_channels == 9  # reference, aligned previous, aligned next
 
 
 # --- aggregation -----------------------------------------------------------------------------------
@@ -182,7 +198,8 @@ def test_two_stage_output_is_the_stage_applied_to_stage_outputs():
         torch.testing.assert_close(model(x), expected, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("switch", [dict(levels=0), dict(levels=1), dict(use_flow=False)])
+@pytest.mark.parametrize("switch", [dict(levels=0), dict(levels=1), dict(use_flow=False),
+                                    dict(frame_features=False), dict(aligned_skip=False)])
 def test_ablation_switches_change_the_computation(switch):
     torch.manual_seed(0)
     base = ARVo(small())

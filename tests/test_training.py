@@ -151,3 +151,19 @@ def test_checkpoints_with_the_old_l1_history_key_load_under_pixel(tmp_path, clip
     resumed = make_trainer(tmp_path / "b", clips)
     resumed.load_checkpoint(tmp_path / "old.pt")
     assert "l1" not in resumed.history and len(resumed.history["pixel"]) == 1
+
+
+def test_every_model_switch_is_reachable_from_the_command_line():
+    import argparse
+    import dataclasses
+
+    from vsarvo.training.train import add_model_arguments, model_config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_model_arguments(parser)
+    for field in dataclasses.fields(ARVoConfig):
+        assert any(a.dest == field.name for a in parser._actions), f"no flag for ARVoConfig.{field.name}"
+    args = parser.parse_args(["--preset", "tiny", "--no-frame-features", "--no-aligned-skip"])
+    config = model_config_from_args(args)
+    assert not config.frame_features and not config.aligned_skip
+    assert model_config_from_args(parser.parse_args(["--preset", "tiny"])) == ARVoConfig.tiny()

@@ -8,13 +8,16 @@ step starts putting them to use (the zeroed weights receive a gradient, since th
 
 Only the widths whose channels do not meet a correlation can grow this way: ``recon_width`` and
 ``encoder_width``. The feature width ``channels`` and the flow net's widths feed dot products over
-channels (the correlation volumes), which new channels would change.
+channels (the correlation volumes), which new channels would change. The same holds for the switches
+that only add inputs to the reconstruction net, ``frame_features`` and ``aligned_skip``: they can be
+turned on (their new input channels come after the old ones, with zeroed weights), never off.
 
     python -m vsarvo.training.grow --checkpoint training/checkpoints/arvo_tiny_rolling.pt \\
         --recon-width 32 --out runs/wide/checkpoint.pt
+    python -m vsarvo.training.grow --checkpoint old.pt --frame-features --aligned-skip --out new.pt
 
 writes a checkpoint that ``arvo train --resume`` continues with the grown configuration (pass the same
-width flags there). The model's optimiser starts afresh; history and the validation record carry over, so the
+flags there). The model's optimiser starts afresh; history and the validation record carry over, so the
 best weights are still judged against the scores the smaller model reached.
 """
 from __future__ import annotations
@@ -34,20 +37,24 @@ from vsarvo.model.config import ARVoConfig
 
 from .train import write_checkpoint
 
-__all__ = ["GROWABLE", "grow_config", "widen_into", "grow_checkpoint"]
+__all__ = ["GROWABLE", "SWITCHABLE", "grow_config", "widen_into", "grow_checkpoint"]
 
 #: The ARVoConfig widths that can grow without changing what the model computes.
 GROWABLE = ("recon_width", "encoder_width")
+#: The ARVoConfig switches that can be turned on without changing what the model computes.
+SWITCHABLE = ("frame_features", "aligned_skip")
 
 
-def grow_config(old: ARVoConfig, **widths: int) -> ARVoConfig:
-    """``old`` with some of the GROWABLE widths raised; refuses anything else."""
-    for name, value in widths.items():
-        if name not in GROWABLE:
-            raise ValueError(f"only {', '.join(GROWABLE)} can grow, not {name}")
-        if value < getattr(old, name):
+def grow_config(old: ARVoConfig, **changes: int | bool) -> ARVoConfig:
+    """``old`` with some GROWABLE widths raised and some SWITCHABLE switches on; refuses anything else."""
+    for name, value in changes.items():
+        if name not in GROWABLE + SWITCHABLE:
+            raise ValueError(f"only {', '.join(GROWABLE + SWITCHABLE)} can grow, not {name}")
+        if name in SWITCHABLE and not value and getattr(old, name):
+            raise ValueError(f"{name} can only be turned on, not off")
+        if name in GROWABLE and value < getattr(old, name):
             raise ValueError(f"{name} can only grow: {getattr(old, name)} -> {value}")
-    return dataclasses.replace(old, **widths)
+    return dataclasses.replace(old, **changes)
 
 
 @torch.no_grad()
@@ -74,12 +81,12 @@ def widen_into(old: nn.Module, new: nn.Module) -> None:
         target[tuple(slice(0, s) for s in source.shape)] = source
 
 
-def grow_checkpoint(checkpoint: str | Path, out: str | Path, **widths: int) -> ARVoConfig:
+def grow_checkpoint(checkpoint: str | Path, out: str | Path, **changes: int | bool) -> ARVoConfig:
     """Read a training checkpoint, grow its model, write a checkpoint ``arvo train --resume`` accepts."""
     state: dict[str, Any] = torch.load(checkpoint, map_location="cpu", weights_only=True)
     train_config = json.loads(state["config"])
     old_config = ARVoConfig.from_dict(train_config["model"])
-    new_config = grow_config(old_config, **widths)
+    new_config = grow_config(old_config, **changes)
     old_model, new_model = ARVo(old_config), ARVo(new_config)
     old_model.load_state_dict(state["model"])
     widen_into(old_model, new_model)
@@ -98,17 +105,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="where to write the grown checkpoint")
     for name in GROWABLE:
         parser.add_argument("--" + name.replace("_", "-"), type=int)
+    for name in SWITCHABLE:
+        parser.add_argument("--" + name.replace("_", "-"), action="store_true", default=None)
     args = parser.parse_args(argv)
-    widths = {name: getattr(args, name) for name in GROWABLE if getattr(args, name) is not None}
-    if not widths:
-        parser.error(f"give at least one width to grow: {', '.join('--' + n.replace('_', '-') for n in GROWABLE)}")
+    changes = {name: getattr(args, name) for name in GROWABLE + SWITCHABLE if getattr(args, name) is not None}
+    if not changes:
+        parser.error(f"give at least one width or switch: {', '.join('--' + n.replace('_', '-') for n in GROWABLE + SWITCHABLE)}")
     if not Path(args.checkpoint).is_file():
         parser.error(f"no checkpoint at {args.checkpoint}")
     try:
-        config = grow_checkpoint(args.checkpoint, args.out, **widths)
+        config = grow_checkpoint(args.checkpoint, args.out, **changes)
     except ValueError as exc:
         parser.error(str(exc))
-    flags = " ".join(f"--{n.replace('_', '-')} {getattr(config, n)}" for n in GROWABLE)
+    flags = " ".join([f"--{n.replace('_', '-')} {getattr(config, n)}" for n in GROWABLE]
+                     + [f"--{'' if getattr(config, n) else 'no-'}{n.replace('_', '-')}" for n in SWITCHABLE])
     print(f"wrote {args.out}; continue with: arvo train --resume {args.out} {flags} ...", file=sys.stderr)
     return 0
 

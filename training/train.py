@@ -357,9 +357,10 @@ class Trainer:
 
     def load_checkpoint(self, path: str | os.PathLike[str]) -> None:
         state = torch.load(path, map_location=self.device, weights_only=True)
-        saved_model = json.loads(state["config"])["model"]
-        if saved_model != self.cfg.model.to_dict():
-            raise ValueError(f"checkpoint {path} was trained with model config {saved_model}, not {self.cfg.model.to_dict()}")
+        saved_model = ARVoConfig.from_dict(json.loads(state["config"])["model"])
+        if saved_model != self.cfg.model:
+            raise ValueError(f"checkpoint {path} was trained with model config {saved_model.to_dict()}, "
+                             f"not {self.cfg.model.to_dict()}: pass the model flags it was trained with")
         self.model.load_state_dict(state["model"])
         (self.disc.module if hasattr(self.disc, "module") else self.disc).load_state_dict(state["disc"])
         self.opt.load_state_dict(state["opt"])
@@ -457,6 +458,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--recon-width", type=int)
     g.add_argument("--recon-blocks", type=int)
     g.add_argument("--disc-width", type=int)
+    g.add_argument("--frame-features", action=argparse.BooleanOptionalAction, default=None,
+                   help="the three frames' encoder features reach the reconstruction beside the aggregated ones")
+    g.add_argument("--aligned-skip", action=argparse.BooleanOptionalAction, default=None,
+                   help="the reconstruction's full-resolution skip sees the aligned neighbours too")
 
 
 def model_config_from_args(args: argparse.Namespace) -> ARVoConfig:

@@ -26,9 +26,10 @@ class ARVoStage(nn.Module):
     1. Flow (PWC-Net) ref->prev and ref->next; neighbours are backward-warped onto the reference. Where a
        warp samples outside the frame the reference pixel is used instead (the validity mask).
     2. Encoder (shared weights) on the three aligned frames -> H/4 features.
-    3. Correlative aggregation over the pairs (ref<-prev, ref<-ref, ref<-next), or, with levels = 0, the
-       three feature maps concatenated.
-    4. Reconstruction -> residual on the blurry reference.
+    3. Correlative aggregation over the pairs (ref<-prev, ref<-ref, ref<-next), with the three feature
+       maps beside it (``frame_features``), or, with levels = 0, the three feature maps alone.
+    4. Reconstruction -> residual on the blurry reference; its full-resolution skip sees the aligned
+       neighbours too (``aligned_skip``).
 
     ``tile``: run the full-resolution convolutional parts (encoder, reconstruction skip and tail) in
     overlapping tiles of this edge; exact, bounds memory at 4K. Flow and aggregation stay global.
@@ -42,11 +43,14 @@ class ARVoStage(nn.Module):
         if config.levels > 0:
             self.aggregation = CorrelativeAggregation(channels=config.channels, levels=config.levels)
             recon_in = 3 * config.levels * config.channels
+            if config.frame_features:
+                recon_in += 3 * config.channels
         else:
             self.aggregation = None
             recon_in = 3 * config.channels
         self.reconstruction = Reconstruction(
-            in_channels=recon_in, width=config.recon_width, blocks=config.recon_blocks
+            in_channels=recon_in, width=config.recon_width, blocks=config.recon_blocks,
+            skip_frames=3 if config.aligned_skip else 1,
         )
 
     # Receptive radii of the tiled functions, in full-resolution pixels (see run_tiled).
@@ -91,11 +95,12 @@ class ARVoStage(nn.Module):
         b = ref.shape[0]
         prev_a, nxt_a = self.align(prev, ref, nxt)
         frames = torch.cat((prev_a, ref, nxt_a), dim=0)
+        skip_in = torch.cat((ref, prev_a, nxt_a), dim=1) if self.config.aligned_skip else ref
 
         recon = self.reconstruction
         if tile is None:
             feats = self.encoder(frames)
-            skip_full = recon.skip_full(ref)
+            skip_full = recon.skip_full(skip_in)
             skip_half = recon.skip_half(skip_full)
         else:
             def tiled(fn, inputs, out_divisor, radius):  # noqa: ANN001, ANN202 - local shorthand
@@ -103,19 +108,21 @@ class ARVoStage(nn.Module):
                 return run_tiled(fn, inputs, height=H, width=W, out_divisor=out_divisor, tile=tile, overlap=overlap)
 
             feats = tiled(self.encoder, [(frames, 1)], 4, self._encoder_radius())
-            skip_half = tiled(lambda x: recon.skip_half(recon.skip_full(x)), [(ref, 1)], 2, self._skip_radius())
+            skip_half = tiled(lambda x: recon.skip_half(recon.skip_full(x)), [(skip_in, 1)], 2, self._skip_radius())
 
         f_prev, f_ref, f_next = feats.split(b, dim=0)
         if self.aggregation is not None:
             features = self.aggregation(f_ref, [f_prev, f_ref, f_next])
+            if self.config.frame_features:
+                features = torch.cat((features, f_prev, f_ref, f_next), dim=1)
         else:
             features = torch.cat((f_prev, f_ref, f_next), dim=1)
 
         half = recon.middle(features, skip_half)
         if tile is None:
-            out = recon.tail(half, ref, skip_full)
+            out = recon.tail(half, skip_in, skip_full)
         else:
-            out = tiled(recon.tail, [(half, 2), (ref, 1)], 1, self._tail_radius())
+            out = tiled(recon.tail, [(half, 2), (skip_in, 1)], 1, self._tail_radius())
         return out[..., :h, :w]
 
 

@@ -27,6 +27,17 @@ class ARVoConfig:
 
     ``levels = 0`` removes the correlation volume altogether: the three frames' encoder features go to
     the reconstruction net directly (the paper's "no volume" ablation).
+
+    Two switches widen what reaches the reconstruction net (our assumptions, on in both presets; off
+    is the literal reading of Sec. 3.3 and the layout of weights trained before they existed):
+
+    - ``frame_features``: the three frames' encoder features join the aggregated ones at H/4. With the
+      paper's scale-1 correlation, small features make every softmax row uniform, the aggregated maps
+      spatially constant, and the encoder and flow net receive no useful gradient at all: measured on
+      the step-8800 tiny weights trained without it (every attention row at the uniform entropy,
+      aggregated maps with a spatial std of 1e-5; zeroing them cost 0.02 dB).
+    - ``aligned_skip``: the full-resolution skip branch sees the flow-aligned neighbours beside the
+      blurry reference, so their detail reaches the output at full resolution, not only through H/4.
     """
 
     channels: int = 64
@@ -38,6 +49,9 @@ class ARVoConfig:
     recon_width: int = 32
     recon_blocks: int = 3
     disc_width: int = 32
+    # Defaults False so that configs saved before these switches existed load as what they were.
+    frame_features: bool = False
+    aligned_skip: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.levels <= 4:
@@ -61,7 +75,9 @@ class ARVoConfig:
     @classmethod
     def paper(cls, **overrides: Any) -> "ARVoConfig":
         """The paper's configuration (L = 3, two stages, flow on, full PWC-Net), widths as we chose them."""
-        return cls(**overrides)
+        base: dict[str, Any] = dict(frame_features=True, aligned_skip=True)
+        base.update(overrides)
+        return cls(**base)
 
     @classmethod
     def tiny(cls, **overrides: Any) -> "ARVoConfig":
@@ -69,6 +85,7 @@ class ARVoConfig:
         base: dict[str, Any] = dict(
             channels=16, levels=3, use_flow=True, stages=2, flow_width=0.25,
             encoder_width=8, recon_width=16, recon_blocks=2, disc_width=16,
+            frame_features=True, aligned_skip=True,
         )
         base.update(overrides)
         return cls(**base)

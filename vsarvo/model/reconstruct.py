@@ -10,11 +10,14 @@ __all__ = ["Reconstruction"]
 
 
 class Reconstruction(nn.Module):
-    """Aggregated features at H/4 plus the blurry reference -> restored reference frame.
+    """Aggregated features at H/4 plus the blurry frames -> restored reference frame.
 
     An SRN-style encoder-decoder (ResBlocks per scale, transposed-conv upsampling, skip connections)
-    that starts from the H/4 features, upsamples x4 with skip inputs computed from the blurry reference
-    at full and half resolution, and predicts a residual added to the blurry reference. SRN's
+    that starts from the H/4 features, upsamples x4 with skip inputs computed from the blurry frames
+    at full and half resolution, and predicts a residual added to the blurry reference. The skip input
+    is ``skip_frames`` RGB frames stacked as channels, the reference first: 1 (the reference alone) or
+    3 (the reference, the aligned previous frame, the aligned next frame). Reference first, so that a
+    model trained with the reference alone grows into one with neighbours by appending input channels. SRN's
     multi-scale recurrence is left out: ARVo's progressive stages play that role (our assumption; the
     paper defers the details to its supplement). Widths: ``width`` at full resolution, doubling per
     scale.
@@ -24,11 +27,14 @@ class Reconstruction(nn.Module):
     ``DECODE_RADIUS`` pixels.
     """
 
-    def __init__(self, *, in_channels: int, width: int, blocks: int) -> None:
+    def __init__(self, *, in_channels: int, width: int, blocks: int, skip_frames: int = 1) -> None:
         super().__init__()
+        if skip_frames not in (1, 3):
+            raise ValueError(f"skip_frames must be 1 or 3, got {skip_frames}")
+        self.skip_frames = skip_frames
         w1, w2, w3 = width, 2 * width, 4 * width
         self.skip_full = nn.Sequential(
-            nn.Conv2d(3, w1, 3, padding=1), nn.LeakyReLU(0.1, inplace=True), ResBlock(w1),
+            nn.Conv2d(3 * skip_frames, w1, 3, padding=1), nn.LeakyReLU(0.1, inplace=True), ResBlock(w1),
         )
         self.skip_half = nn.Sequential(
             nn.Conv2d(w1, w2, 3, stride=2, padding=1), nn.LeakyReLU(0.1, inplace=True), ResBlock(w2),
@@ -53,12 +59,16 @@ class Reconstruction(nn.Module):
         x = self.quarter_blocks(self.fuse(features))
         return self.half_blocks(self.up_half(x) + skip_half)
 
-    def tail(self, half: torch.Tensor, blurry: torch.Tensor, skip_full: torch.Tensor | None = None) -> torch.Tensor:
-        """Full-resolution decoder: H/2 features + blurry reference -> restored frame (purely local)."""
-        if skip_full is None:
-            skip_full = self.skip_full(blurry)
-        return blurry + self.decode_full(self.up_full(half) + skip_full)
+    def reference(self, frames: torch.Tensor) -> torch.Tensor:
+        """The blurry reference out of the stacked skip frames [B, 3 * skip_frames, H, W]."""
+        return frames[:, :3]
 
-    def forward(self, features: torch.Tensor, blurry: torch.Tensor) -> torch.Tensor:
-        skip_full = self.skip_full(blurry)
-        return self.tail(self.middle(features, self.skip_half(skip_full)), blurry, skip_full)
+    def tail(self, half: torch.Tensor, frames: torch.Tensor, skip_full: torch.Tensor | None = None) -> torch.Tensor:
+        """Full-resolution decoder: H/2 features + stacked blurry frames -> restored frame (purely local)."""
+        if skip_full is None:
+            skip_full = self.skip_full(frames)
+        return self.reference(frames) + self.decode_full(self.up_full(half) + skip_full)
+
+    def forward(self, features: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        skip_full = self.skip_full(frames)
+        return self.tail(self.middle(features, self.skip_half(skip_full)), frames, skip_full)
