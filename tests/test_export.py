@@ -134,7 +134,8 @@ def test_aggregation_graph_bounds_the_score_rows_of_every_matmul(small_chunk_agg
 def test_chunked_aggregation_graph_matches_the_literal_equations(small_chunk_aggregation, model: ARVo) -> None:
     path, _ = small_chunk_aggregation
     generator = torch.Generator().manual_seed(3)
-    # Features scaled so dot products stay far below exp's overflow: the naive form must be finite.
+    # Features scaled so raw dot products stay far below exp's overflow (cosine scores are bounded by
+    # the temperature): the naive form must be finite.
     prev, ref, nxt = (0.2 * torch.rand(1, 16, 32, 32, generator=generator) for _ in range(3))
     agg = model.stage.aggregation
     expected = []
@@ -142,7 +143,7 @@ def test_chunked_aggregation_graph_matches_the_literal_equations(small_chunk_agg
         for nbr in (prev, ref, nxt):
             for k in range(1, agg.levels + 1):
                 pooled = torch.nn.functional.max_pool2d(nbr, 2 ** k, 2 ** k, ceil_mode=True)
-                expected.append(volume.aggregate_naive(ref, pooled, agg.phi[k - 1](pooled)))
+                expected.append(volume.aggregate_naive(*agg.query_key(ref, pooled, k), agg.phi[k - 1](pooled)))
     out = _run(path, prev, ref, nxt)
     assert np.abs(out - torch.cat(expected, dim=1).numpy()).max() <= 1e-4
 

@@ -8,7 +8,9 @@ import torch
 
 from vsarvo.model import ARVoConfig
 from vsarvo.model.arvo import ARVo
-from vsarvo.training.grow import grow_checkpoint, grow_config, widen_into
+from vsarvo.training.grow import grow_checkpoint, grow_config, grow_model, widen_into
+from vsarvo.training.procedural import ClipSettings, make_clip
+from vsarvo.weights import load_model
 from vsarvo.training.rendered import RenderedClips
 from vsarvo.training.train import TrainConfig, Trainer
 
@@ -60,6 +62,25 @@ def test_switching_on_the_reconstruction_inputs_computes_the_same_output():
     assert new.stage.reconstruction.skip_full[0].weight.grad[:, 3:].abs().sum() > 0
 
 
+def test_switching_on_cosine_correlation_keeps_what_the_shipped_weights_compute():
+    """Shipped weights trained with raw scores have uniform attention rows already (their features are
+    tiny), so the cosine volume switched on at temperature 0 leaves their output all but unchanged."""
+    import numpy as np
+
+    old = load_model().eval()
+    if old.config.cosine_correlation:
+        pytest.skip("the shipped weights already use the cosine correlation")
+    new = ARVo(grow_config(old.config, cosine_correlation=True)).eval()
+    grow_model(old, new)
+    assert new.stage.aggregation.temperature.abs().max() == 0
+    blur, _, _ = make_clip(np.random.default_rng(2), 5, (64, 64), ClipSettings(), split="test")
+    with torch.no_grad():
+        assert (old(blur[None]) - new(blur[None])).abs().max() < 1e-3
+    new.train()
+    new(blur[None]).abs().mean().backward()
+    assert new.stage.aggregation.temperature.grad.abs().min() > 0  # and the temperatures will move
+
+
 def test_switches_cannot_be_turned_off():
     with pytest.raises(ValueError, match="only be turned on"):
         grow_config(MODEL, aligned_skip=False)
@@ -87,3 +108,23 @@ def test_training_resumes_from_a_grown_checkpoint(tmp_path):
     assert wide.step_index == 1 and wide.history["val_psnr"] == [[1, 25.0]]
     wide.step()
     assert wide.step_index == 2
+
+
+def test_a_grown_checkpoint_keeps_the_optimiser_moments_of_unchanged_parameters(tmp_path):
+    clips = RenderedClips(clips=1, frames=5, size=72, window=5, crop=64, seed=3, cache=tmp_path / "clips.pt")
+    plain = dataclasses.replace(MODEL, cosine_correlation=False)
+    small = Trainer(TrainConfig(model=plain, out_dir=str(tmp_path / "small"), batch_size=1, steps=2),
+                    dataset=clips, val_dataset=None)
+    small.step()
+    before = small.opt.state[small.model.stage.encoder.full[0].weight]["exp_avg"].clone()
+    grown_config = grow_checkpoint(small.save_checkpoint(), tmp_path / "grown.pt",
+                                   cosine_correlation=True, recon_width=12)
+    grown = Trainer(TrainConfig(model=grown_config, out_dir=str(tmp_path / "grown"), batch_size=1, steps=2),
+                    dataset=clips, val_dataset=None)
+    grown.load_checkpoint(tmp_path / "grown.pt")
+    stage = grown.model.stage
+    torch.testing.assert_close(grown.opt.state[stage.encoder.full[0].weight]["exp_avg"], before)
+    assert stage.aggregation.temperature not in grown.opt.state  # new: starts afresh
+    assert stage.reconstruction.decode_full[-1].weight not in grown.opt.state  # reshaped: afresh
+    grown.step()
+    assert grown.step_index == 2 and stage.aggregation.temperature in grown.opt.state

@@ -1,14 +1,26 @@
 """The ARVo model: shapes, warping, aggregation, ablations, weight sharing, determinism."""
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from vsarvo.model import ARVo, ARVoConfig, TemporalDiscriminator, aggregate, aggregate_naive, restore_clip, warp
 from vsarvo.model.flow import PWCNet, local_correlation
 from vsarvo.model.volume import CorrelativeAggregation, auto_chunk
 
 torch.set_num_threads(2)
+
+
+def procedural_frames(count: int, size: int) -> torch.Tensor:
+    """``count`` consecutive blurry frames [count, 3, size, size] of a procedural clip (real texture)."""
+    from vsarvo.training.procedural import ClipSettings, make_clip
+
+    blur, _, _ = make_clip(np.random.default_rng(5), count, (size, size), ClipSettings(), split="test")
+    return blur
 
 
 def small(**overrides) -> ARVoConfig:
@@ -35,12 +47,15 @@ def test_presets_follow_the_paper_structure():
     assert ARVoConfig.from_dict(tiny.to_dict()) == tiny
     assert tiny.digest() != paper.digest()
     assert paper.frame_features and paper.aligned_skip and tiny.frame_features and tiny.aligned_skip
+    assert paper.cosine_correlation and tiny.cosine_correlation
 
 
 def test_configs_saved_before_the_reconstruction_switches_load_with_them_off():
-    saved = {k: v for k, v in ARVoConfig.tiny().to_dict().items() if k not in ("frame_features", "aligned_skip")}
+    switches = ("frame_features", "aligned_skip", "cosine_correlation")
+    saved = {k: v for k, v in ARVoConfig.tiny().to_dict().items() if k not in switches}
     old = ARVoConfig.from_dict(saved)
-    assert not old.frame_features and not old.aligned_skip
+    assert not any(getattr(old, name) for name in switches)
+    assert ARVo(old).stage.aggregation.temperature is None
     recon = ARVo(old).stage.reconstruction
     assert (recon.fuse[0].in_channels, recon.skip_full[0].in_channels) == (3 * old.levels * old.channels, 3)
 
@@ -108,6 +123,61 @@ def test_aggregation_pools_only_the_neighbour():
     ref = torch.randn(1, 4, 16, 12)
     out = agg(ref, [torch.randn(1, 4, 16, 12)] * 3)
     assert out.shape == (1, 3 * 3 * 4, 16, 12)  # reference resolution kept at every level
+
+
+def _attention_entropy(agg: CorrelativeAggregation, ref: torch.Tensor, nbr: torch.Tensor) -> tuple[float, float]:
+    """Mean entropy of level 1's attention rows for one pair, and the uniform rows' entropy."""
+    q, k = agg.query_key(ref, F.max_pool2d(nbr, 2, 2, ceil_mode=True), 1)
+    p = torch.softmax(q.flatten(2).transpose(1, 2) @ k.flatten(2), dim=-1).detach()
+    return float(-(p * p.clamp_min(1e-12).log()).sum(-1).mean()), math.log(k.shape[-2] * k.shape[-1])
+
+
+@pytest.mark.parametrize("preset", ["tiny", "paper"])
+def test_cosine_correlation_attends_where_raw_scores_start_uniform(preset):
+    """At initialisation the encoder's features are small, so raw scores make every attention row
+    uniform (the aggregation is a global mean); cosine scores at the initial temperature do not."""
+    torch.manual_seed(0)
+    frames = procedural_frames(3, 128)
+    entropies = {}
+    for cosine in (False, True):
+        torch.manual_seed(0)
+        stage = ARVo(getattr(ARVoConfig, preset)(cosine_correlation=cosine)).stage.eval()
+        with torch.no_grad():
+            feats = stage.encoder(frames)
+        entropies[cosine] = _attention_entropy(stage.aggregation, feats[1:2], feats[0:1])
+    raw, uniform = entropies[False]
+    cosine, _ = entropies[True]
+    assert raw > 0.99 * uniform
+    assert cosine < 0.9 * uniform
+
+
+def test_cosine_correlation_at_temperature_zero_is_the_mean_of_the_values():
+    agg = CorrelativeAggregation(channels=4, levels=2, cosine=True)
+    with torch.no_grad():
+        agg.temperature.zero_()
+    ref, nbr = torch.randn(1, 4, 16, 12), torch.randn(1, 4, 16, 12)
+    out = agg(ref, [nbr])
+    for k in (1, 2):
+        values = agg.phi[k - 1](F.max_pool2d(nbr, 2 ** k, 2 ** k, ceil_mode=True))
+        expected = values.mean(dim=(2, 3), keepdim=True).expand(-1, -1, 16, 12)
+        torch.testing.assert_close(out[:, 4 * (k - 1):4 * k], expected, atol=1e-5, rtol=0)
+
+
+def test_cosine_correlation_aggregates_local_matches_not_a_global_mean():
+    """The aggregated map's spatial variation over that of V (level 1, ref<-prev, fresh tiny weights):
+    raw scores give a spatially constant map (the global mean of V), cosine scores a varying one."""
+    frames = procedural_frames(3, 128)
+    ratios = {}
+    for cosine in (False, True):
+        torch.manual_seed(0)
+        stage = ARVo(ARVoConfig.tiny(cosine_correlation=cosine)).stage.eval()
+        with torch.no_grad():
+            feats = stage.encoder(frames)
+            aggregated = stage.aggregation(feats[1:2], [feats[0:1]])[:, :stage.config.channels]
+            values = stage.aggregation.phi[0](F.max_pool2d(feats[0:1], 2, 2, ceil_mode=True))
+        ratios[cosine] = float(aggregated.std(dim=(2, 3)).mean() / values.std(dim=(2, 3)).mean())
+    assert ratios[False] < 0.01
+    assert ratios[True] > 0.3
 
 
 # --- flow and warping ------------------------------------------------------------------------------
@@ -199,7 +269,8 @@ def test_two_stage_output_is_the_stage_applied_to_stage_outputs():
 
 
 @pytest.mark.parametrize("switch", [dict(levels=0), dict(levels=1), dict(use_flow=False),
-                                    dict(frame_features=False), dict(aligned_skip=False)])
+                                    dict(frame_features=False), dict(aligned_skip=False),
+                                    dict(cosine_correlation=False)])
 def test_ablation_switches_change_the_computation(switch):
     torch.manual_seed(0)
     base = ARVo(small())

@@ -10,15 +10,21 @@ Only the widths whose channels do not meet a correlation can grow this way: ``re
 ``encoder_width``. The feature width ``channels`` and the flow net's widths feed dot products over
 channels (the correlation volumes), which new channels would change. The same holds for the switches
 that only add inputs to the reconstruction net, ``frame_features`` and ``aligned_skip``: they can be
-turned on (their new input channels come after the old ones, with zeroed weights), never off.
+turned on (their new input channels come after the old ones, with zeroed weights), never off. And
+``cosine_correlation`` turns on with its temperatures at 0, where every attention row is uniform: in
+weights trained with raw scores the rows are uniform already (their features are far too small to
+sharpen a softmax), so the output stays the same to within their tiny deviation from uniform, and the
+temperatures then learn from there.
 
     python -m vsarvo.training.grow --checkpoint training/checkpoints/arvo_tiny_rolling.pt \\
         --recon-width 32 --out runs/wide/checkpoint.pt
     python -m vsarvo.training.grow --checkpoint old.pt --frame-features --aligned-skip --out new.pt
+    python -m vsarvo.training.grow --checkpoint old.pt --cosine-correlation --out new.pt
 
 writes a checkpoint that ``arvo train --resume`` continues with the grown configuration (pass the same
-flags there). The model's optimiser starts afresh; history and the validation record carry over, so the
-best weights are still judged against the scores the smaller model reached.
+flags there). The optimiser keeps its moments for every parameter whose shape is unchanged; history and
+the validation record carry over, so the best weights are still judged against the scores the smaller
+model reached.
 """
 from __future__ import annotations
 
@@ -37,12 +43,13 @@ from vsarvo.model.config import ARVoConfig
 
 from .train import write_checkpoint
 
-__all__ = ["GROWABLE", "SWITCHABLE", "grow_config", "widen_into", "grow_checkpoint"]
+__all__ = ["GROWABLE", "SWITCHABLE", "grow_config", "widen_into", "grow_model", "carried_optimiser_state",
+           "grow_checkpoint"]
 
 #: The ARVoConfig widths that can grow without changing what the model computes.
 GROWABLE = ("recon_width", "encoder_width")
 #: The ARVoConfig switches that can be turned on without changing what the model computes.
-SWITCHABLE = ("frame_features", "aligned_skip")
+SWITCHABLE = ("frame_features", "aligned_skip", "cosine_correlation")
 
 
 def grow_config(old: ARVoConfig, **changes: int | bool) -> ARVoConfig:
@@ -81,6 +88,32 @@ def widen_into(old: nn.Module, new: nn.Module) -> None:
         target[tuple(slice(0, s) for s in source.shape)] = source
 
 
+@torch.no_grad()
+def grow_model(old: ARVo, new: ARVo) -> None:
+    """``widen_into`` plus the switches' starting values: a cosine correlation switched on starts at
+    temperature 0 (uniform attention rows, as raw scores on small features are)."""
+    widen_into(old, new)
+    aggregation = new.stage.aggregation
+    if new.config.cosine_correlation and not old.config.cosine_correlation and aggregation is not None:
+        aggregation.temperature.zero_()
+
+
+def carried_optimiser_state(old_state: dict[str, Any], old: nn.Module, new: nn.Module) -> dict[str, Any]:
+    """The Adam state of ``old`` (built over ``old.parameters()``, as the trainer does) rewritten for
+    ``new``: the moments of every parameter whose name and shape are unchanged carry over, so training
+    resumes without a fresh optimiser's first large steps; reshaped and new parameters start afresh.
+    (The discriminator is not grown, so its optimiser state carries over whole.)"""
+    old_index = {name: i for i, (name, _) in enumerate(old.named_parameters())}
+    old_shapes = dict((name, p.shape) for name, p in old.named_parameters())
+    state: dict[int, Any] = {}
+    for i, (name, p) in enumerate(new.named_parameters()):
+        j = old_index.get(name)
+        if j is not None and old_shapes[name] == p.shape and j in old_state["state"]:
+            state[i] = old_state["state"][j]
+    groups = [dict(old_state["param_groups"][0], params=list(range(len(list(new.parameters())))))]
+    return {"state": state, "param_groups": groups}
+
+
 def grow_checkpoint(checkpoint: str | Path, out: str | Path, **changes: int | bool) -> ARVoConfig:
     """Read a training checkpoint, grow its model, write a checkpoint ``arvo train --resume`` accepts."""
     state: dict[str, Any] = torch.load(checkpoint, map_location="cpu", weights_only=True)
@@ -89,12 +122,10 @@ def grow_checkpoint(checkpoint: str | Path, out: str | Path, **changes: int | bo
     new_config = grow_config(old_config, **changes)
     old_model, new_model = ARVo(old_config), ARVo(new_config)
     old_model.load_state_dict(state["model"])
-    widen_into(old_model, new_model)
+    grow_model(old_model, new_model)
     train_config["model"] = new_config.to_dict()
-    # The model's optimiser state no longer fits its reshaped parameters and starts afresh; the
-    # discriminator is unchanged, so its optimiser state carries over.
-    fresh_opt = torch.optim.Adam(new_model.parameters())
-    grown = dict(state, model=new_model.state_dict(), config=json.dumps(train_config), opt=fresh_opt.state_dict())
+    opt = carried_optimiser_state(state["opt"], old_model, new_model)
+    grown = dict(state, model=new_model.state_dict(), config=json.dumps(train_config), opt=opt)
     write_checkpoint(grown, out)
     return new_config
 

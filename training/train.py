@@ -462,6 +462,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                    help="the three frames' encoder features reach the reconstruction beside the aggregated ones")
     g.add_argument("--aligned-skip", action=argparse.BooleanOptionalAction, default=None,
                    help="the reconstruction's full-resolution skip sees the aligned neighbours too")
+    g.add_argument("--cosine-correlation", action=argparse.BooleanOptionalAction, default=None,
+                   help="the correlation volume scores cosine similarity times a learned temperature")
 
 
 def model_config_from_args(args: argparse.Namespace) -> ARVoConfig:

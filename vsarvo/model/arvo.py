@@ -26,8 +26,9 @@ class ARVoStage(nn.Module):
     1. Flow (PWC-Net) ref->prev and ref->next; neighbours are backward-warped onto the reference. Where a
        warp samples outside the frame the reference pixel is used instead (the validity mask).
     2. Encoder (shared weights) on the three aligned frames -> H/4 features.
-    3. Correlative aggregation over the pairs (ref<-prev, ref<-ref, ref<-next), with the three feature
-       maps beside it (``frame_features``), or, with levels = 0, the three feature maps alone.
+    3. Correlative aggregation over the pairs (ref<-prev, ref<-ref, ref<-next) (raw or cosine scores,
+       ``cosine_correlation``), with the three feature maps beside it (``frame_features``), or, with
+       levels = 0, the three feature maps alone.
     4. Reconstruction -> residual on the blurry reference; its full-resolution skip sees the aligned
        neighbours too (``aligned_skip``).
 
@@ -41,7 +42,8 @@ class ARVoStage(nn.Module):
         self.flow = PWCNet(width=config.flow_width) if config.use_flow else None
         self.encoder = Encoder(width=config.encoder_width, channels=config.channels)
         if config.levels > 0:
-            self.aggregation = CorrelativeAggregation(channels=config.channels, levels=config.levels)
+            self.aggregation = CorrelativeAggregation(channels=config.channels, levels=config.levels,
+                                                      cosine=config.cosine_correlation)
             recon_in = 3 * config.levels * config.channels
             if config.frame_features:
                 recon_in += 3 * config.channels

@@ -38,6 +38,15 @@ class ARVoConfig:
       aggregated maps with a spatial std of 1e-5; zeroing them cost 0.02 dB).
     - ``aligned_skip``: the full-resolution skip branch sees the flow-aligned neighbours beside the
       blurry reference, so their detail reaches the output at full resolution, not only through H/4.
+
+    ``cosine_correlation`` (our assumption, on in both presets) changes what the volume correlates: the
+    reference and neighbour features lose their spatial mean, are L2-normalised over channels, and their
+    dot product is scaled by a learned temperature per level (zero-mean normalised cross-correlation;
+    ``CorrelativeAggregation.INITIAL_TEMPERATURE`` at initialisation). Off, Eq. 2 multiplies raw
+    features; at initialisation their norms are about 0.5 in both presets, so every attention row starts
+    at the uniform entropy, and in the tiny weights trained that way the norms shrank further (0.26,
+    then 0.13): the volume never left the uniform start. Normalised, the scores span [-T, T] whatever
+    the features' size, so the attention matches features from the first step.
     """
 
     channels: int = 64
@@ -52,6 +61,7 @@ class ARVoConfig:
     # Defaults False so that configs saved before these switches existed load as what they were.
     frame_features: bool = False
     aligned_skip: bool = False
+    cosine_correlation: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.levels <= 4:
@@ -75,7 +85,7 @@ class ARVoConfig:
     @classmethod
     def paper(cls, **overrides: Any) -> "ARVoConfig":
         """The paper's configuration (L = 3, two stages, flow on, full PWC-Net), widths as we chose them."""
-        base: dict[str, Any] = dict(frame_features=True, aligned_skip=True)
+        base: dict[str, Any] = dict(frame_features=True, aligned_skip=True, cosine_correlation=True)
         base.update(overrides)
         return cls(**base)
 
@@ -85,7 +95,7 @@ class ARVoConfig:
         base: dict[str, Any] = dict(
             channels=16, levels=3, use_flow=True, stages=2, flow_width=0.25,
             encoder_width=8, recon_width=16, recon_blocks=2, disc_width=16,
-            frame_features=True, aligned_skip=True,
+            frame_features=True, aligned_skip=True, cosine_correlation=True,
         )
         base.update(overrides)
         return cls(**base)
