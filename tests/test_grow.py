@@ -128,3 +128,18 @@ def test_a_grown_checkpoint_keeps_the_optimiser_moments_of_unchanged_parameters(
     assert stage.reconstruction.decode_full[-1].weight not in grown.opt.state  # reshaped: afresh
     grown.step()
     assert grown.step_index == 2 and stage.aggregation.temperature in grown.opt.state
+
+
+def test_cosine_correlation_switched_on_sharp_rezeroes_the_reads_of_the_aggregated_maps():
+    plain = dataclasses.replace(MODEL, cosine_correlation=False)
+    old = trained_looking(plain)
+    new = ARVo(grow_config(plain, cosine_correlation=True))
+    grow_model(old, new, cosine_temperature=10.0)
+    aggregated = 3 * MODEL.levels * MODEL.channels
+    fuse = new.stage.reconstruction.fuse[0].weight
+    assert new.stage.aggregation.temperature.min() == 10.0
+    assert fuse[:, :aggregated].abs().max() == 0 and fuse[:, aggregated:].abs().max() > 0
+    new(torch.rand(1, 5, 3, 64, 64)).abs().mean().backward()
+    assert fuse.grad[:, :aggregated].abs().sum() > 0  # they learn to read the now informative maps
+    with pytest.raises(ValueError, match="cosine_temperature"):
+        grow_model(old, new, cosine_temperature=-1.0)

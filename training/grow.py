@@ -13,13 +13,15 @@ that only add inputs to the reconstruction net, ``frame_features`` and ``aligned
 turned on (their new input channels come after the old ones, with zeroed weights), never off. And
 ``cosine_correlation`` turns on with its temperatures at 0, where every attention row is uniform: in
 weights trained with raw scores the rows are uniform already (their features are far too small to
-sharpen a softmax), so the output stays the same to within their tiny deviation from uniform, and the
-temperatures then learn from there.
+sharpen a softmax), so the output stays the same to within their tiny deviation from uniform. Adam
+moves a temperature by about the learning rate per step, so from 0 it stays near 0 for thousands of
+steps; ``--cosine-temperature T`` starts it at T instead, with the reconstruction's weights on the
+aggregated maps zeroed (see ``grow_model``).
 
     python -m vsarvo.training.grow --checkpoint training/checkpoints/arvo_tiny_rolling.pt \\
         --recon-width 32 --out runs/wide/checkpoint.pt
     python -m vsarvo.training.grow --checkpoint old.pt --frame-features --aligned-skip --out new.pt
-    python -m vsarvo.training.grow --checkpoint old.pt --cosine-correlation --out new.pt
+    python -m vsarvo.training.grow --checkpoint old.pt --cosine-correlation --cosine-temperature 10 --out new.pt
 
 writes a checkpoint that ``arvo train --resume`` continues with the grown configuration (pass the same
 flags there). The optimiser keeps its moments for every parameter whose shape is unchanged; history and
@@ -89,13 +91,22 @@ def widen_into(old: nn.Module, new: nn.Module) -> None:
 
 
 @torch.no_grad()
-def grow_model(old: ARVo, new: ARVo) -> None:
-    """``widen_into`` plus the switches' starting values: a cosine correlation switched on starts at
-    temperature 0 (uniform attention rows, as raw scores on small features are)."""
+def grow_model(old: ARVo, new: ARVo, *, cosine_temperature: float = 0.0) -> None:
+    """``widen_into`` plus the switches' starting values. A cosine correlation switched on starts at
+    ``cosine_temperature``: at 0 every attention row is uniform, as raw scores on small features are,
+    so the output is kept; above 0 the attention is sharp from the first step, and the reconstruction
+    weights that read the aggregated maps (tuned to the spatially constant maps of uniform rows) are
+    zeroed, so the new maps enter as new inputs do: the output loses what those constant maps added and
+    the zeroed weights learn to read the new ones."""
+    if cosine_temperature < 0:
+        raise ValueError(f"cosine_temperature must be >= 0, got {cosine_temperature}")
     widen_into(old, new)
     aggregation = new.stage.aggregation
     if new.config.cosine_correlation and not old.config.cosine_correlation and aggregation is not None:
-        aggregation.temperature.zero_()
+        aggregation.temperature.fill_(cosine_temperature)
+        if cosine_temperature > 0:
+            aggregated = 3 * new.config.levels * new.config.channels
+            new.stage.reconstruction.fuse[0].weight[:, :aggregated] = 0
 
 
 def carried_optimiser_state(old_state: dict[str, Any], old: nn.Module, new: nn.Module) -> dict[str, Any]:
@@ -114,7 +125,8 @@ def carried_optimiser_state(old_state: dict[str, Any], old: nn.Module, new: nn.M
     return {"state": state, "param_groups": groups}
 
 
-def grow_checkpoint(checkpoint: str | Path, out: str | Path, **changes: int | bool) -> ARVoConfig:
+def grow_checkpoint(checkpoint: str | Path, out: str | Path, *, cosine_temperature: float = 0.0,
+                    **changes: int | bool) -> ARVoConfig:
     """Read a training checkpoint, grow its model, write a checkpoint ``arvo train --resume`` accepts."""
     state: dict[str, Any] = torch.load(checkpoint, map_location="cpu", weights_only=True)
     train_config = json.loads(state["config"])
@@ -122,7 +134,7 @@ def grow_checkpoint(checkpoint: str | Path, out: str | Path, **changes: int | bo
     new_config = grow_config(old_config, **changes)
     old_model, new_model = ARVo(old_config), ARVo(new_config)
     old_model.load_state_dict(state["model"])
-    grow_model(old_model, new_model)
+    grow_model(old_model, new_model, cosine_temperature=cosine_temperature)
     train_config["model"] = new_config.to_dict()
     opt = carried_optimiser_state(state["opt"], old_model, new_model)
     grown = dict(state, model=new_model.state_dict(), config=json.dumps(train_config), opt=opt)
@@ -138,6 +150,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.add_argument("--" + name.replace("_", "-"), type=int)
     for name in SWITCHABLE:
         parser.add_argument("--" + name.replace("_", "-"), action="store_true", default=None)
+    parser.add_argument("--cosine-temperature", type=float, default=0.0,
+                        help="with --cosine-correlation: the starting temperature (0 keeps the output; "
+                             "above 0 the attention is sharp at once and the reconstruction relearns "
+                             "to read the aggregated maps)")
     args = parser.parse_args(argv)
     changes = {name: getattr(args, name) for name in GROWABLE + SWITCHABLE if getattr(args, name) is not None}
     if not changes:
@@ -145,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not Path(args.checkpoint).is_file():
         parser.error(f"no checkpoint at {args.checkpoint}")
     try:
-        config = grow_checkpoint(args.checkpoint, args.out, **changes)
+        config = grow_checkpoint(args.checkpoint, args.out, cosine_temperature=args.cosine_temperature, **changes)
     except ValueError as exc:
         parser.error(str(exc))
     flags = " ".join([f"--{n.replace('_', '-')} {getattr(config, n)}" for n in GROWABLE]
