@@ -114,18 +114,23 @@ class CorrelativeAggregation(nn.Module):
         """``x`` less its spatial mean, per pixel L2-normalised over channels."""
         return F.normalize(x - x.mean(dim=(2, 3), keepdim=True), dim=1)
 
-    def query_key(self, ref: torch.Tensor, pooled: torch.Tensor, level: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def query_key(self, ref: torch.Tensor, pooled: torch.Tensor, level: int,
+                  ref_unit: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The (Q, K) whose scale-1 product is level ``level``'s score (1-based): raw, or centred unit
-        vectors with the temperature on the query side."""
+        vectors with the temperature on the query side. ``ref_unit``: ``_centred_unit(ref)`` when the
+        caller already has it (``forward`` computes it once for every pair and level)."""
         if self.temperature is None:
             return ref, pooled
-        return self._centred_unit(ref) * self.temperature[level - 1].to(ref.dtype), self._centred_unit(pooled)
+        if ref_unit is None:
+            ref_unit = self._centred_unit(ref)
+        return ref_unit * self.temperature[level - 1].to(ref.dtype), self._centred_unit(pooled)
 
     def forward(self, ref: torch.Tensor, neighbours: list[torch.Tensor]) -> torch.Tensor:
+        ref_unit = self._centred_unit(ref) if self.temperature is not None else None
         out = []
         for nbr in neighbours:
             for k in range(1, self.levels + 1):
                 pooled = F.max_pool2d(nbr, kernel_size=2 ** k, stride=2 ** k, ceil_mode=True)
-                q, key = self.query_key(ref, pooled, k)
+                q, key = self.query_key(ref, pooled, k, ref_unit)
                 out.append(aggregate(q, key, self.phi[k - 1](pooled), chunk=self.chunk))
         return torch.cat(out, dim=1)
