@@ -114,14 +114,14 @@ def carried_optimiser_state(old_state: dict[str, Any], old: nn.Module, new: nn.M
     ``new``: the moments of every parameter whose name and shape are unchanged carry over, so training
     resumes without a fresh optimiser's first large steps; reshaped and new parameters start afresh.
     (The discriminator is not grown, so its optimiser state carries over whole.)"""
-    old_index = {name: i for i, (name, _) in enumerate(old.named_parameters())}
-    old_shapes = dict((name, p.shape) for name, p in old.named_parameters())
+    old_params = {name: (i, p.shape) for i, (name, p) in enumerate(old.named_parameters())}
+    new_params = list(new.named_parameters())
     state: dict[int, Any] = {}
-    for i, (name, p) in enumerate(new.named_parameters()):
-        j = old_index.get(name)
-        if j is not None and old_shapes[name] == p.shape and j in old_state["state"]:
+    for i, (name, p) in enumerate(new_params):
+        j, shape = old_params.get(name, (None, None))
+        if shape == p.shape and j in old_state["state"]:
             state[i] = old_state["state"][j]
-    groups = [dict(old_state["param_groups"][0], params=list(range(len(list(new.parameters())))))]
+    groups = [dict(old_state["param_groups"][0], params=list(range(len(new_params))))]
     return {"state": state, "param_groups": groups}
 
 
