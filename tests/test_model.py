@@ -1,8 +1,6 @@
 """The ARVo model: shapes, warping, aggregation, ablations, weight sharing, determinism."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import torch
@@ -11,6 +9,7 @@ import torch.nn.functional as F
 from vsarvo.model import ARVo, ARVoConfig, TemporalDiscriminator, aggregate, aggregate_naive, restore_clip, warp
 from vsarvo.model.flow import PWCNet, local_correlation
 from vsarvo.model.volume import CorrelativeAggregation, auto_chunk
+from vsarvo.training.attention import attention_figures
 
 torch.set_num_threads(2)
 
@@ -125,30 +124,20 @@ def test_aggregation_pools_only_the_neighbour():
     assert out.shape == (1, 3 * 3 * 4, 16, 12)  # reference resolution kept at every level
 
 
-def _attention_entropy(agg: CorrelativeAggregation, ref: torch.Tensor, nbr: torch.Tensor) -> tuple[float, float]:
-    """Mean entropy of level 1's attention rows for one pair, and the uniform rows' entropy."""
-    q, k = agg.query_key(ref, F.max_pool2d(nbr, 2, 2, ceil_mode=True), 1)
-    p = torch.softmax(q.flatten(2).transpose(1, 2) @ k.flatten(2), dim=-1).detach()
-    return float(-(p * p.clamp_min(1e-12).log()).sum(-1).mean()), math.log(k.shape[-2] * k.shape[-1])
+def _level1_attention(preset: str, cosine: bool) -> dict:
+    """Level 1 of the attention probe on three procedural frames, fresh weights of ``preset``."""
+    torch.manual_seed(0)
+    model = ARVo(getattr(ARVoConfig, preset)(cosine_correlation=cosine)).eval()
+    return attention_figures(model, procedural_frames(3, 128))["levels"][0]
 
 
 @pytest.mark.parametrize("preset", ["tiny", "paper"])
 def test_cosine_correlation_attends_where_raw_scores_start_uniform(preset):
     """At initialisation the encoder's features are small, so raw scores make every attention row
     uniform (the aggregation is a global mean); cosine scores at the initial temperature do not."""
-    torch.manual_seed(0)
-    frames = procedural_frames(3, 128)
-    entropies = {}
-    for cosine in (False, True):
-        torch.manual_seed(0)
-        stage = ARVo(getattr(ARVoConfig, preset)(cosine_correlation=cosine)).stage.eval()
-        with torch.no_grad():
-            feats = stage.encoder(frames)
-        entropies[cosine] = _attention_entropy(stage.aggregation, feats[1:2], feats[0:1])
-    raw, uniform = entropies[False]
-    cosine, _ = entropies[True]
-    assert raw > 0.99 * uniform
-    assert cosine < 0.9 * uniform
+    raw, cosine = _level1_attention(preset, False), _level1_attention(preset, True)
+    assert raw["entropy"] > 0.99 * raw["uniform_entropy"]
+    assert cosine["entropy"] < 0.9 * cosine["uniform_entropy"]
 
 
 def test_cosine_correlation_at_temperature_zero_is_the_mean_of_the_values():
@@ -166,18 +155,8 @@ def test_cosine_correlation_at_temperature_zero_is_the_mean_of_the_values():
 def test_cosine_correlation_aggregates_local_matches_not_a_global_mean():
     """The aggregated map's spatial variation over that of V (level 1, ref<-prev, fresh tiny weights):
     raw scores give a spatially constant map (the global mean of V), cosine scores a varying one."""
-    frames = procedural_frames(3, 128)
-    ratios = {}
-    for cosine in (False, True):
-        torch.manual_seed(0)
-        stage = ARVo(ARVoConfig.tiny(cosine_correlation=cosine)).stage.eval()
-        with torch.no_grad():
-            feats = stage.encoder(frames)
-            aggregated = stage.aggregation(feats[1:2], [feats[0:1]])[:, :stage.config.channels]
-            values = stage.aggregation.phi[0](F.max_pool2d(feats[0:1], 2, 2, ceil_mode=True))
-        ratios[cosine] = float(aggregated.std(dim=(2, 3)).mean() / values.std(dim=(2, 3)).mean())
-    assert ratios[False] < 0.01
-    assert ratios[True] > 0.3
+    assert _level1_attention("tiny", False)["spatial_std_ratio"] < 0.01
+    assert _level1_attention("tiny", True)["spatial_std_ratio"] > 0.3
 
 
 # --- flow and warping ------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from vsarvo.weights import load_model
 from .eval import TEST_BLUR
 from .procedural import make_clip
 
-__all__ = ["attention_report", "load_checkpoint_model"]
+__all__ = ["attention_figures", "attention_report", "load_checkpoint_model"]
 
 
 def load_checkpoint_model(path: str | Path) -> ARVo:
@@ -44,11 +44,19 @@ def load_checkpoint_model(path: str | Path) -> ARVo:
 @torch.no_grad()
 def attention_report(model: ARVo, *, size: int = 160, seed: int = 424242) -> dict[str, Any]:
     """Per-level figures of the ref<-prev pair on one held-out clip (see the module docstring)."""
+    blur, _, _ = make_clip(np.random.default_rng(seed), 3, (size, size), TEST_BLUR, split="test")
+    return attention_figures(model, blur)
+
+
+@torch.no_grad()
+def attention_figures(model: ARVo, frames: torch.Tensor) -> dict[str, Any]:
+    """Per-level figures of the ref<-prev pair of three consecutive frames [3, 3, H, W] in [0, 1]."""
     stage = model.stage
     if stage.aggregation is None:
         raise ValueError("this model has no correlation volume (levels = 0)")
-    blur, _, _ = make_clip(np.random.default_rng(seed), 3, (size, size), TEST_BLUR, split="test")
-    feats = stage.encoder(blur)
+    if frames.dim() != 4 or frames.shape[0] != 3:
+        raise ValueError(f"expected three frames [3, 3, H, W], got {tuple(frames.shape)}")
+    feats = stage.encoder(frames)
     ref, prev = feats[1:2], feats[0:1]
     aggregation = stage.aggregation
     aggregated = aggregation(ref, [prev])
