@@ -173,7 +173,7 @@ def graph_spec(model: ARVo, part: str, *, height: int, width: int) -> GraphSpec:
     if part == "aggregation":
         feats = (1, cfg.channels, *quarter)
         return GraphSpec(inputs={"prev_features": feats, "ref_features": feats, "next_features": feats},
-                         outputs={"aggregated": (1, 3 * cfg.levels * cfg.channels, *quarter)})
+                         outputs={"aggregated": (1, model.stage.aggregated_channels, *quarter)})
     if part == "reconstruction":
         return GraphSpec(inputs={"features": (1, recon_features, *quarter), "blurry": (1, 3 * recon.skip_frames, ph, pw)},
                          outputs={"restored": (1, 3, ph, pw)})

@@ -105,8 +105,7 @@ def grow_model(old: ARVo, new: ARVo, *, cosine_temperature: float = 0.0) -> None
     if new.config.cosine_correlation and not old.config.cosine_correlation and aggregation is not None:
         aggregation.temperature.fill_(cosine_temperature)
         if cosine_temperature > 0:
-            aggregated = 3 * new.config.levels * new.config.channels
-            new.stage.reconstruction.fuse[0].weight[:, :aggregated] = 0
+            new.stage.reconstruction.fuse[0].weight[:, :new.stage.aggregated_channels] = 0
 
 
 def carried_optimiser_state(old_state: dict[str, Any], old: nn.Module, new: nn.Module) -> dict[str, Any]:

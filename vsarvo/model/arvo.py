@@ -44,11 +44,14 @@ class ARVoStage(nn.Module):
         if config.levels > 0:
             self.aggregation = CorrelativeAggregation(channels=config.channels, levels=config.levels,
                                                       cosine=config.cosine_correlation)
-            recon_in = 3 * config.levels * config.channels
+            # One aggregated map per pair of the window: ref<-prev, ref<-ref, ref<-next.
+            self.aggregated_channels = 3 * self.aggregation.pair_channels
+            recon_in = self.aggregated_channels
             if config.frame_features:
                 recon_in += 3 * config.channels
         else:
             self.aggregation = None
+            self.aggregated_channels = 0
             recon_in = 3 * config.channels
         self.reconstruction = Reconstruction(
             in_channels=recon_in, width=config.recon_width, blocks=config.recon_blocks,

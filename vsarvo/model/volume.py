@@ -106,6 +106,7 @@ class CorrelativeAggregation(nn.Module):
             raise ValueError(f"CorrelativeAggregation needs levels >= 1, got {levels}")
         self.levels = levels
         self.chunk = chunk
+        self.pair_channels = levels * channels  # output channels per neighbour passed to forward
         self.phi = nn.ModuleList(nn.Conv2d(channels, channels, 3, padding=1) for _ in range(levels))
         self.temperature = nn.Parameter(torch.full((levels,), self.INITIAL_TEMPERATURE)) if cosine else None
 
