@@ -58,7 +58,7 @@ def test_switching_on_the_reconstruction_inputs_computes_the_same_output():
     new.train()
     new(frames).abs().mean().backward()
     # The zeroed weights on the new inputs (the frames' features, the aligned neighbours) will move.
-    assert new.stage.reconstruction.fuse[0].weight.grad[:, 3 * MODEL.levels * MODEL.channels:].abs().sum() > 0
+    assert new.stage.reconstruction.fuse[0].weight.grad[:, new.stage.aggregated_channels:].abs().sum() > 0
     assert new.stage.reconstruction.skip_full[0].weight.grad[:, 3:].abs().sum() > 0
 
 
@@ -143,3 +143,33 @@ def test_cosine_correlation_switched_on_sharp_rezeroes_the_reads_of_the_aggregat
     assert fuse.grad[:, :aggregated].abs().sum() > 0  # they learn to read the now informative maps
     with pytest.raises(ValueError, match="cosine_temperature"):
         grow_model(old, new, cosine_temperature=-1.0)
+
+
+def test_a_deeper_reconstruction_computes_the_same_output_and_learns():
+    """New residual blocks start as the identity; the moved output convolution keeps its weights."""
+    old = trained_looking(MODEL)
+    new = ARVo(grow_config(MODEL, recon_blocks=3, recon_width=12)).eval()
+    grow_model(old, new)
+    frames = torch.rand(1, 5, 3, 64, 64)
+    with torch.no_grad():
+        assert (new(frames) - old(frames)).abs().max() < 1e-5
+    new(frames).abs().mean().backward()
+    recon = new.stage.reconstruction
+    for blocks in (recon.quarter_blocks, recon.half_blocks, recon.decode_full[:-1]):
+        assert len(blocks) == 3 and blocks[-1].body[-1].weight.grad.abs().sum() > 0
+
+
+def test_a_deeper_checkpoint_carries_the_moved_output_convolution_moments(tmp_path):
+    clips = RenderedClips(clips=1, frames=5, size=72, window=5, crop=64, seed=3, cache=tmp_path / "clips.pt")
+    small = Trainer(TrainConfig(model=MODEL, out_dir=str(tmp_path / "small"), batch_size=1, steps=2),
+                    dataset=clips, val_dataset=None)
+    small.step()
+    before = small.opt.state[small.model.stage.reconstruction.decode_full[-1].weight]["exp_avg"].clone()
+    grown_config = grow_checkpoint(small.save_checkpoint(), tmp_path / "deep.pt", recon_blocks=2)
+    deep = Trainer(TrainConfig(model=grown_config, out_dir=str(tmp_path / "deep"), batch_size=1, steps=2),
+                   dataset=clips, val_dataset=None)
+    deep.load_checkpoint(tmp_path / "deep.pt")
+    moved = deep.model.stage.reconstruction.decode_full[-1].weight
+    torch.testing.assert_close(deep.opt.state[moved]["exp_avg"], before)
+    deep.step()
+    assert deep.step_index == 2

@@ -8,9 +8,11 @@ step starts putting them to use (the zeroed weights receive a gradient, since th
 
 Only the widths whose channels do not meet a correlation can grow this way: ``recon_width`` and
 ``encoder_width``. The feature width ``channels`` and the flow net's widths feed dot products over
-channels (the correlation volumes), which new channels would change. The same holds for the switches
-that only add inputs to the reconstruction net, ``frame_features`` and ``aligned_skip``: they can be
-turned on (their new input channels come after the old ones, with zeroed weights), never off. And
+channels (the correlation volumes), which new channels would change. The reconstruction also grows
+deeper: the new ``recon_blocks`` residual blocks of each scale come after the trained ones with their
+last convolution zeroed, so each starts as the identity (that convolution still receives a gradient,
+its input being non-zero). The switches that only add inputs to the reconstruction net,
+``frame_features`` and ``aligned_skip``, can be turned on (their new input channels come after the old ones, with zeroed weights), never off. And
 ``cosine_correlation`` turns on with its temperatures at 0, where every attention row is uniform: in
 weights trained with raw scores the rows are uniform already (their features are far too small to
 sharpen a softmax), so the output stays the same to within their tiny deviation from uniform. Adam
@@ -20,6 +22,7 @@ aggregated maps zeroed (see ``grow_model``).
 
     python -m vsarvo.training.grow --checkpoint training/checkpoints/arvo_tiny_rolling.pt \\
         --recon-width 32 --out runs/wide/checkpoint.pt
+    python -m vsarvo.training.grow --checkpoint old.pt --recon-blocks 4 --out deep.pt
     python -m vsarvo.training.grow --checkpoint old.pt --frame-features --aligned-skip --out new.pt
     python -m vsarvo.training.grow --checkpoint old.pt --cosine-correlation --cosine-temperature 10 --out new.pt
 
@@ -45,11 +48,11 @@ from vsarvo.model.config import ARVoConfig
 
 from .train import write_checkpoint
 
-__all__ = ["GROWABLE", "SWITCHABLE", "grow_config", "widen_into", "grow_model", "carried_optimiser_state",
+__all__ = ["GROWABLE", "SWITCHABLE", "grow_config", "deepened_names", "widen_into", "grow_model", "carried_optimiser_state",
            "grow_checkpoint"]
 
-#: The ARVoConfig widths that can grow without changing what the model computes.
-GROWABLE = ("recon_width", "encoder_width")
+#: The ARVoConfig widths (and the reconstruction's depth) that can grow without changing what the model computes.
+GROWABLE = ("recon_width", "encoder_width", "recon_blocks")
 #: The ARVoConfig switches that can be turned on without changing what the model computes.
 SWITCHABLE = ("frame_features", "aligned_skip", "cosine_correlation")
 
@@ -66,13 +69,25 @@ def grow_config(old: ARVoConfig, **changes: int | bool) -> ARVoConfig:
     return dataclasses.replace(old, **changes)
 
 
+def deepened_names(old: ARVoConfig, new: ARVoConfig) -> dict[str, str]:
+    """Parameter names of ``old`` that move in ``new`` when the reconstruction is deeper: the output
+    convolution of ``decode_full`` comes after its residual blocks, so its index shifts."""
+    if old.recon_blocks == new.recon_blocks:
+        return {}
+    head = "stage.reconstruction.decode_full."
+    return {f"{head}{old.recon_blocks}.{p}": f"{head}{new.recon_blocks}.{p}" for p in ("weight", "bias")}
+
+
 @torch.no_grad()
-def widen_into(old: nn.Module, new: nn.Module) -> None:
-    """Copy ``old``'s parameters into the leading slices of ``new``'s (same names, each dimension at
-    least as large) and zero every weight from a new input channel into an old output channel."""
+def widen_into(old: nn.Module, new: nn.Module, renamed: dict[str, str] | None = None) -> None:
+    """Copy ``old``'s parameters into the leading slices of ``new``'s (same names, or the names
+    ``renamed`` gives; each dimension at least as large) and zero every weight from a new input
+    channel into an old output channel."""
+    renamed = renamed or {}
     modules = dict(new.named_modules())
     new_params = dict(new.named_parameters())
-    for name, source in old.named_parameters():
+    for old_name, source in old.named_parameters():
+        name = renamed.get(old_name, old_name)
         target = new_params[name]
         if target.shape == source.shape:
             target.copy_(source)
@@ -100,7 +115,12 @@ def grow_model(old: ARVo, new: ARVo, *, cosine_temperature: float = 0.0) -> None
     the zeroed weights learn to read the new ones."""
     if cosine_temperature < 0:
         raise ValueError(f"cosine_temperature must be >= 0, got {cosine_temperature}")
-    widen_into(old, new)
+    widen_into(old, new, deepened_names(old.config, new.config))
+    recon = new.stage.reconstruction
+    for blocks in (recon.quarter_blocks, recon.half_blocks, recon.decode_full[:-1]):
+        for block in list(blocks)[old.config.recon_blocks:]:
+            block.body[-1].weight.zero_()
+            block.body[-1].bias.zero_()
     aggregation = new.stage.aggregation
     if new.config.cosine_correlation and not old.config.cosine_correlation and aggregation is not None:
         aggregation.temperature.fill_(cosine_temperature)
@@ -113,7 +133,8 @@ def carried_optimiser_state(old_state: dict[str, Any], old: nn.Module, new: nn.M
     ``new``: the moments of every parameter whose name and shape are unchanged carry over, so training
     resumes without a fresh optimiser's first large steps; reshaped and new parameters start afresh.
     (The discriminator is not grown, so its optimiser state carries over whole.)"""
-    old_params = {name: (i, p.shape) for i, (name, p) in enumerate(old.named_parameters())}
+    renamed = deepened_names(old.config, new.config) if isinstance(old, ARVo) and isinstance(new, ARVo) else {}
+    old_params = {renamed.get(name, name): (i, p.shape) for i, (name, p) in enumerate(old.named_parameters())}
     new_params = list(new.named_parameters())
     state: dict[int, Any] = {}
     for i, (name, p) in enumerate(new_params):
