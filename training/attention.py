@@ -41,7 +41,6 @@ def load_checkpoint_model(path: str | Path) -> ARVo:
     return model.eval()
 
 
-@torch.no_grad()
 def attention_report(model: ARVo, *, size: int = 160, seed: int = 424242) -> dict[str, Any]:
     """Per-level figures of the ref<-prev pair on one held-out clip (see the module docstring)."""
     blur, _, _ = make_clip(np.random.default_rng(seed), 3, (size, size), TEST_BLUR, split="test")

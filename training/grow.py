@@ -12,7 +12,8 @@ channels (the correlation volumes), which new channels would change. The reconst
 deeper: the new ``recon_blocks`` residual blocks of each scale come after the trained ones with their
 last convolution zeroed, so each starts as the identity (that convolution still receives a gradient,
 its input being non-zero). The switches that only add inputs to the reconstruction net,
-``frame_features`` and ``aligned_skip``, can be turned on (their new input channels come after the old ones, with zeroed weights), never off. And
+``frame_features`` and ``aligned_skip``, can be turned on (their new input channels come after the old
+ones, with zeroed weights), never off. And
 ``cosine_correlation`` turns on with its temperatures at 0, where every attention row is uniform: in
 weights trained with raw scores the rows are uniform already (their features are far too small to
 sharpen a softmax), so the output stays the same to within their tiny deviation from uniform. Adam
@@ -48,8 +49,8 @@ from vsarvo.model.config import ARVoConfig
 
 from .train import write_checkpoint
 
-__all__ = ["GROWABLE", "SWITCHABLE", "grow_config", "deepened_names", "widen_into", "grow_model", "carried_optimiser_state",
-           "grow_checkpoint"]
+__all__ = ["GROWABLE", "SWITCHABLE", "grow_config", "deepened_names", "widen_into", "grow_model",
+           "carried_optimiser_state", "grow_checkpoint"]
 
 #: The ARVoConfig widths (and the reconstruction's depth) that can grow without changing what the model computes.
 GROWABLE = ("recon_width", "encoder_width", "recon_blocks")
@@ -128,12 +129,14 @@ def grow_model(old: ARVo, new: ARVo, *, cosine_temperature: float = 0.0) -> None
             new.stage.reconstruction.fuse[0].weight[:, :new.stage.aggregated_channels] = 0
 
 
-def carried_optimiser_state(old_state: dict[str, Any], old: nn.Module, new: nn.Module) -> dict[str, Any]:
+def carried_optimiser_state(old_state: dict[str, Any], old: nn.Module, new: nn.Module,
+                            renamed: dict[str, str] | None = None) -> dict[str, Any]:
     """The Adam state of ``old`` (built over ``old.parameters()``, as the trainer does) rewritten for
     ``new``: the moments of every parameter whose name and shape are unchanged carry over, so training
     resumes without a fresh optimiser's first large steps; reshaped and new parameters start afresh.
-    (The discriminator is not grown, so its optimiser state carries over whole.)"""
-    renamed = deepened_names(old.config, new.config) if isinstance(old, ARVo) and isinstance(new, ARVo) else {}
+    ``renamed`` maps the old names that moved, as for ``widen_into``. (The discriminator is not grown,
+    so its optimiser state carries over whole.)"""
+    renamed = renamed or {}
     old_params = {renamed.get(name, name): (i, p.shape) for i, (name, p) in enumerate(old.named_parameters())}
     new_params = list(new.named_parameters())
     state: dict[int, Any] = {}
@@ -156,7 +159,7 @@ def grow_checkpoint(checkpoint: str | Path, out: str | Path, *, cosine_temperatu
     old_model.load_state_dict(state["model"])
     grow_model(old_model, new_model, cosine_temperature=cosine_temperature)
     train_config["model"] = new_config.to_dict()
-    opt = carried_optimiser_state(state["opt"], old_model, new_model)
+    opt = carried_optimiser_state(state["opt"], old_model, new_model, deepened_names(old_config, new_config))
     grown = dict(state, model=new_model.state_dict(), config=json.dumps(train_config), opt=opt)
     write_checkpoint(grown, out)
     return new_config
