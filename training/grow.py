@@ -13,13 +13,12 @@ deeper: the new ``recon_blocks`` residual blocks of each scale come after the tr
 last convolution zeroed, so each starts as the identity (that convolution still receives a gradient,
 its input being non-zero). The switches that only add inputs to the reconstruction net,
 ``frame_features`` and ``aligned_skip``, can be turned on (their new input channels come after the old
-ones, with zeroed weights), never off. And
-``cosine_correlation`` turns on with its temperatures at 0, where every attention row is uniform: in
-weights trained with raw scores the rows are uniform already (their features are far too small to
-sharpen a softmax), so the output stays the same to within their tiny deviation from uniform. Adam
-moves a temperature by about the learning rate per step, so from 0 it stays near 0 for thousands of
-steps; ``--cosine-temperature T`` starts it at T instead, with the reconstruction's weights on the
-aggregated maps zeroed (see ``grow_model``).
+ones, with zeroed weights), never off. And ``cosine_correlation`` turns on with its temperatures at 0,
+where every attention row is uniform: in weights trained with raw scores the rows are uniform already
+(their features are far too small to sharpen a softmax), so the output stays the same to within their
+tiny deviation from uniform. Adam moves a temperature by about the learning rate per step, so from 0
+it stays near 0 for thousands of steps; ``--cosine-temperature T`` starts it at T instead, with the
+reconstruction's weights on the aggregated maps zeroed (see ``grow_model``).
 
     python -m vsarvo.training.grow --checkpoint training/checkpoints/arvo_tiny_rolling.pt \\
         --recon-width 32 --out runs/wide/checkpoint.pt
