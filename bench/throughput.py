@@ -418,6 +418,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads for the backend rows and the sgemm reference (default: torch's own); "
                              "the filter rows use the threads the filter picks")
+    parser.add_argument("--devices", nargs="+", default=None,
+                        help="cpu and/or cuda:N (default: cpu, plus cuda:0 when CUDA is available)")
     parser.add_argument("--note", default=None, help="conditions worth recording (e.g. background load)")
     parser.add_argument("--out", default=str(RESULTS_DIR / "throughput.json"))
     args = parser.parse_args(argv)
@@ -431,7 +433,9 @@ def main(argv: list[str] | None = None) -> int:
     shipped = shipped_config_name()
     config_names = args.configs or list(dict.fromkeys([shipped or "tiny", "paper"]))
     configs = bench_configs(config_names)
-    devices = ["cpu"] + (["cuda:0"] if torch.cuda.is_available() else [])
+    devices = args.devices or ["cpu"] + (["cuda:0"] if torch.cuda.is_available() else [])
+    if any(d.startswith("cuda") for d in devices) and not torch.cuda.is_available():
+        raise SystemExit(f"--devices {' '.join(devices)}: CUDA is not available on this machine")
 
     if args.threads is not None:
         if args.threads < 1:

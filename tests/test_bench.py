@@ -167,3 +167,12 @@ def test_arvo_bench_is_routed_to_the_suite_of_this_checkout():
     assert (args.quick, args.only) == (True, ["model_cost"])
     assert args.func.__module__ == "vsarvo.bench"
     assert (arvo_bench.checkout_root() / "bench" / "__main__.py").is_file()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given where CUDA is missing")
+def test_throughput_refuses_cuda_devices_without_cuda(tmp_path):
+    from bench import throughput
+
+    with pytest.raises(SystemExit, match="CUDA is not available"):
+        throughput.main(["--devices", "cuda:0", "--out", str(tmp_path / "t.json")])
+    assert not (tmp_path / "t.json").exists()

@@ -167,3 +167,41 @@ def test_every_model_switch_is_reachable_from_the_command_line():
     config = model_config_from_args(args)
     assert not config.frame_features and not config.aligned_skip
     assert model_config_from_args(parser.parse_args(["--preset", "tiny"])) == ARVoConfig.tiny()
+
+
+def test_a_checkpoint_without_amp_resumes_under_amp(tmp_path, clips):
+    # A CPU (or --no-amp) run saves an empty GradScaler state; a CUDA run with AMP must still resume it.
+    # GradScaler("cpu") stands in for the enabled CUDA scaler, which cannot be built without a GPU.
+    checkpoint = make_trainer(tmp_path / "a", clips).save_checkpoint()
+    assert torch.load(checkpoint, weights_only=True)["scaler"] == {}
+    resumed = make_trainer(tmp_path / "b", clips)
+    resumed.scaler = torch.amp.GradScaler("cpu", enabled=True)
+    resumed.load_checkpoint(checkpoint)
+    assert resumed.scaler.is_enabled() and resumed.step_index == 0
+
+
+def test_time_limit_stops_with_a_checkpoint_and_outputs(tmp_path, clips):
+    trainer = make_trainer(tmp_path, clips, time_limit=1e-6)
+    trainer.cfg.steps = trainer.cfg.checkpoint_every = 1000
+    trainer.fit()
+    assert trainer.step_index == 1  # the first step is already past the limit
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert saved["step"] == 1
+    assert (tmp_path / "arvo.safetensors").is_file() and (tmp_path / "curves.png").is_file()
+
+
+def test_without_a_time_limit_the_run_goes_to_its_last_step(tmp_path, clips):
+    trainer = make_trainer(tmp_path, clips, time_limit=0.0)
+    trainer.cfg.steps = 3
+    trainer.fit()
+    assert trainer.step_index == 3
+
+
+def test_per_clip_seeds_render_the_same_clips_in_any_number_of_processes():
+    kwargs = dict(clips=3, frames=5, size=40, window=5, crop=None, seed=7)
+    in_process = RenderedClips(workers=1, **kwargs)
+    pooled = RenderedClips(workers=2, **kwargs)  # two spawned processes
+    assert torch.equal(in_process.blur, pooled.blur) and torch.equal(in_process.sharp, pooled.sharp)
+    assert not torch.equal(in_process.sharp[0], in_process.sharp[1])
+    # workers=0 keeps the single-generator stream the shipped weights were trained on: another set.
+    assert not torch.equal(RenderedClips(workers=0, **kwargs).sharp, in_process.sharp)

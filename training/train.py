@@ -45,6 +45,9 @@ class TrainConfig:
     procedural_clips: int = 64  # clips pre-rendered when data is None
     procedural_size: int = 160  # their frame edge
     procedural_frames: int = 9
+    # 0: the training clips are rendered in turn from one generator (how the shipped weights' 96 clips were
+    # made); N >= 1: clip i from its own seed, in N processes (the same clips for any N; use on GPU hosts).
+    render_workers: int = 0
     crop: int = 256
     batch_size: int = 8
     steps: int = 100_000
@@ -62,6 +65,9 @@ class TrainConfig:
     validate_every: int = 200
     val_clips: int = 4
     log_every: int = 10
+    # Wall-clock budget in seconds (0 = none): the run validates, checkpoints and stops at the first step
+    # past it, so a leased GPU or a batch slot is used to its end and nothing is lost.
+    time_limit: float = 0.0
     device: str | None = None
     threads: int | None = None
     # NHWC weights and activations: oneDNN's convolutions run ~1.3x faster that way on a CPU at the tiny
@@ -102,10 +108,11 @@ def make_datasets(cfg: TrainConfig) -> tuple[Any, Any]:
         from vsarvo.training.rendered import RenderedClips
 
         cache = Path(cfg.out_dir) / "cache"
+        per_clip = "_perclip" if cfg.render_workers > 0 else ""
         train = RenderedClips(
             clips=cfg.procedural_clips, frames=cfg.procedural_frames, size=cfg.procedural_size,
-            window=window, crop=cfg.crop, split="train", seed=cfg.seed,
-            cache=cache / f"train_{cfg.procedural_clips}x{cfg.procedural_frames}x{cfg.procedural_size}_s{cfg.seed}.pt",
+            window=window, crop=cfg.crop, split="train", seed=cfg.seed, workers=cfg.render_workers,
+            cache=cache / f"train_{cfg.procedural_clips}x{cfg.procedural_frames}x{cfg.procedural_size}_s{cfg.seed}{per_clip}.pt",
         )
         # Validation (which picks best.safetensors) renders clips of its own from the training sources:
         # the held-out test split stays unseen until `arvo eval`, so model selection cannot fit it.
@@ -209,6 +216,8 @@ class Trainer:
             self.device = torch.device("cpu")
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
+            # Training crops have one shape: let cuDNN pick its fastest convolution algorithms once.
+            torch.backends.cudnn.benchmark = True
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
@@ -365,7 +374,10 @@ class Trainer:
         (self.disc.module if hasattr(self.disc, "module") else self.disc).load_state_dict(state["disc"])
         self.opt.load_state_dict(state["opt"])
         self.opt_d.load_state_dict(state["opt_d"])
-        self.scaler.load_state_dict(state["scaler"])
+        if state["scaler"]:
+            self.scaler.load_state_dict(state["scaler"])
+        # else: saved by a run without AMP (a CPU or --no-amp run); a CUDA run resuming it starts its loss
+        # scale afresh, which GradScaler's own load refuses to do from an empty state.
         self.history = state["history"]
         if "l1" in self.history:  # checkpoints written before the key was named for either pixel loss
             self.history["pixel"] = self.history.pop("l1")
@@ -386,24 +398,42 @@ class Trainer:
         while self.step_index < cfg.steps:
             record = self.step()
             n = self.step_index
+            # Every rank sees the same verdict, so DDP replicas stop at the same step.
+            out_of_time = self.out_of_time(start)
             if self.rank != 0:
+                if out_of_time:
+                    break
                 continue
-            if n % cfg.log_every == 0 or n == cfg.steps:
+            last = n == cfg.steps or out_of_time
+            if n % cfg.log_every == 0 or last:
                 rate = (n - first) / max(time.time() - start, 1e-9)
                 eta = (cfg.steps - n) / max(rate, 1e-9)
                 log(f"step {n}/{cfg.steps} stages {self.stages_at(n - 1)} loss {record['loss']:.4f} "
                     f"{cfg.pixel_loss} {record['pixel']:.4f} adv {record['adv']:.3f} lr {self.lr_at(n - 1):.2e} "
                     f"{rate:.2f} it/s ETA {eta / 60:.1f} min")
-            if self.val_dataset is not None and (n % cfg.validate_every == 0 or n == cfg.steps):
+            if self.val_dataset is not None and (n % cfg.validate_every == 0 or last):
                 score = self.validate()
                 log(f"step {n}: validation PSNR {score:.2f} dB")
                 best = max((v for s, v in self.history["val_psnr"][:-1] if s > self.val_since), default=float("-inf"))
                 if score > best:
                     # The best validated weights so far, kept beside the latest ones.
                     save_model(self.model, self.out_dir / "best.safetensors", extra={"train_steps": n, "val_psnr": score})
-            if n % cfg.checkpoint_every == 0 or n == cfg.steps:
+            if n % cfg.checkpoint_every == 0 or last:
                 self.save_checkpoint()
                 self.write_outputs()
+            if out_of_time:
+                log(f"time limit of {cfg.time_limit:.0f} s reached at step {n}: checkpoint written, stopping")
+                break
+
+    def out_of_time(self, start: float) -> bool:
+        if self.cfg.time_limit <= 0:
+            return False
+        over = torch.tensor(float(time.time() - start > self.cfg.time_limit))
+        if self.world > 1:
+            # Clocks differ across ranks: stop when rank 0 says so.
+            over = over.to(self.device)
+            dist.broadcast(over, src=0)
+        return bool(over.item())
 
     def write_outputs(self) -> None:
         """Weights as safetensors + JSON, the loss/validation curves as PNG, history as JSON."""
