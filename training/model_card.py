@@ -47,6 +47,15 @@ def _flow_line(epe: list[list[float]], report: dict[str, Any] | None, command: s
     return "- Flow net: no supervised pretraining recorded."
 
 
+def _schedule(cfg: dict[str, Any]) -> str:
+    """The learning-rate schedule in words; a halving period past the run's last step is a constant rate."""
+    windows = cfg["procedural_clips"] * (cfg["procedural_frames"] - 2 * cfg["model"]["stages"])  # as RenderedClips
+    epoch_steps = max(1, -(-windows // cfg["batch_size"])) if cfg.get("data") is None else 1
+    if cfg["lr_halve_epochs"] * epoch_steps >= cfg["steps"]:
+        return "(constant in that segment)"
+    return f"halved every {cfg['lr_halve_epochs']} epochs"
+
+
 def render(*, weights_json: Path, train_config: Path, history: Path, report: Path,
            ablation: Path | None, commands: dict[str, str], validation: tuple[str, int] = ("validation windows", 0),
            flow: Path | None = None) -> str:
@@ -82,7 +91,7 @@ def render(*, weights_json: Path, train_config: Path, history: Path, report: Pat
         "- Curriculum: one stage on 3-frame windows first (the cheap part), then the two progressive stages "
         "with shared weights on 5-frame windows. The run went in segments joined by `--resume`, listed "
         f"under Reproduce; in the one that produced the shipped file the two-stage phase starts at step {cfg['stage1_steps']} and the "
-        + ("flow net stays frozen, which halves the cost of a CPU step." if cfg.get("freeze_flow_steps", 0) >= cfg.get("steps", 0) else
+        + ("flow net stays frozen, which halves the cost of a step." if cfg.get("freeze_flow_steps", 0) >= cfg.get("steps", 0) else
            f"flow net trains jointly from step {cfg.get('freeze_flow_steps', 0)}."),
         f"- Loss: {cfg.get('pixel_loss', 'l1').upper()} on every stage output"
         + (f" + {cfg['adv_weight']} x adversarial loss from the temporal discriminator (the paper uses 0.1; a "
@@ -91,7 +100,7 @@ def render(*, weights_json: Path, train_config: Path, history: Path, report: Pat
            ". The adversarial term (the paper: 0.1 x the temporal discriminator's loss) is switched off in the "
            "segment that produced the shipped file (`--adv-weight 0`): it buys perceptual sharpness at some cost in PSNR, the figure this "
            "card reports; Reproduce lists the weight each earlier segment used."),
-        f"- Adam, lr {cfg['lr']:g} halved every {cfg['lr_halve_epochs']} epochs, batch {cfg['batch_size']}, "
+        f"- Adam, lr {cfg['lr']:g} " + _schedule(cfg) + f", batch {cfg['batch_size']}, "
         f"{cfg['crop']}x{cfg['crop']} crops, flips and 90-degree rotations, gradient clipping {cfg['clip_grad']}, "
         f"seed {cfg['seed']}. The run was resumed from checkpoints with changed learning-rate and curriculum "
         "settings while it ran; the settings above are those of the segment that produced the shipped file.",
@@ -154,8 +163,8 @@ def render(*, weights_json: Path, train_config: Path, history: Path, report: Pat
         "",
         "## Limits",
         "",
-        f"- Trained on synthetic blur only, on a 2-core CPU over a few sessions ({meta.get('train_steps', 'unknown')} "
-        "steps for the shipped file): expect modest gains on real "
+        f"- Trained on synthetic blur only, in segments over several sessions ({meta.get('train_steps', 'unknown')} "
+        "steps for the shipped file; Reproduce says what ran where): expect modest gains on real "
         "footage. For real quality train `ARVoConfig.paper()` on DVD / GoPro / HFR-DVD on a GPU "
         "(`arvo train --preset paper --data ROOT`).",
         "- The paper's figures (DVD: 32.80 dB / 0.9352 SSIM) are for its full model and data; they do not "

@@ -94,7 +94,7 @@ class ARVoConfig:
         """A small configuration that trains on a CPU: same structure, narrow layers."""
         base: dict[str, Any] = dict(
             channels=16, levels=3, use_flow=True, stages=2, flow_width=0.25,
-            encoder_width=8, recon_width=16, recon_blocks=6, disc_width=16,
+            encoder_width=8, recon_width=16, recon_blocks=8, disc_width=16,
             frame_features=True, aligned_skip=True, cosine_correlation=True,
         )
         base.update(overrides)
