@@ -18,7 +18,7 @@ def _card(tmp_path: Path, flow: dict | None = None, **train_config) -> str:
     cfg = _write(tmp_path / "cfg.json", {"procedural_clips": 96, "procedural_frames": 9, "procedural_size": 160,
                                          "stage1_steps": 0, "freeze_flow_steps": 12000, "steps": 12000, "adv_weight": 0.01, "lr": 3e-4,
                                          "lr_halve_epochs": 200, "batch_size": 8, "crop": 96, "clip_grad": 1.0,
-                                         "seed": 0, **train_config})
+                                         "seed": 0, "model": {"stages": 2}, **train_config})
     history = _write(tmp_path / "h.json", {"val_psnr": [[100, 40.0], [3800, 29.1], [3900, 29.4], [4000, 29.2]]})
     scores = {"frames": 120, "mean_psnr": 28.0, "mean_ssim": 0.9, "mean_flicker": 1.5}
     report = _write(tmp_path / "r.json", {"model": scores, "input": {**scores, "mean_psnr": 27.0},
@@ -50,3 +50,9 @@ def test_card_reports_a_retrained_flow_net_against_zero_motion(tmp_path: Path) -
     assert "Flow net re-initialised and trained" in text and "for 1200 steps" in text
     assert "held-out pairs 1.82 px, against 5.32 px for predicting no motion" in text
     assert "Flow net: no supervised pretraining recorded" in _card(tmp_path)
+
+
+def test_card_calls_a_halving_period_past_the_last_step_a_constant_rate(tmp_path: Path) -> None:
+    # 96 clips x 5 windows / batch 8 = 60 steps per epoch: 200 epochs = 12000 steps, the run's last.
+    assert "halved every 200 epochs" in _card(tmp_path, steps=12001)
+    assert "lr 0.0003 (constant in that segment)" in _card(tmp_path, steps=12000)
