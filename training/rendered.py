@@ -93,7 +93,8 @@ def _progress(split: str, done: int, total: int) -> None:
 
 def _render_one(args: tuple[int, int, int, ClipSettings, str, int]) -> tuple[torch.Tensor, torch.Tensor]:
     index, frames, size, settings, split, seed = args
-    torch.set_num_threads(1)  # one clip per process: the processes are the parallelism
+    # One thread per clip: the processes are the parallelism, and any worker count gives the same bits.
+    torch.set_num_threads(1)
     blur, sharp, _ = make_clip(np.random.default_rng((seed, index)), frames, (size, size), settings, split=split)
     return blur, sharp
 
@@ -105,10 +106,12 @@ def _render_per_clip_seeds(clips: int, frames: int, size: int, settings: ClipSet
     if workers == 1:
         results = []
         threads = torch.get_num_threads()
-        for i, job in enumerate(jobs):
-            results.append(_render_one(job))
-            _progress(split, i + 1, clips)
-        torch.set_num_threads(threads)
+        try:
+            for i, job in enumerate(jobs):
+                results.append(_render_one(job))
+                _progress(split, i + 1, clips)
+        finally:
+            torch.set_num_threads(threads)
     else:
         # spawn, not fork: a forked child of a process that has run torch can deadlock in its thread pools.
         with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
