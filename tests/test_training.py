@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -205,3 +207,23 @@ def test_per_clip_seeds_render_the_same_clips_in_any_number_of_processes():
     assert not torch.equal(in_process.sharp[0], in_process.sharp[1])
     # workers=0 keeps the single-generator stream the shipped weights were trained on: another set.
     assert not torch.equal(RenderedClips(workers=0, **kwargs).sharp, in_process.sharp)
+
+
+def test_a_crop_below_the_model_minimum_is_refused_before_rendering():
+    with pytest.raises(ValueError, match="crop must be at least 64"):
+        TrainConfig(model=MODEL, crop=48)
+
+
+def test_torchrun_trains_two_processes_and_both_stop_at_the_time_limit(tmp_path):
+    # DistributedDataParallel over gloo on the CPU: the same code path as torchrun on several GPUs (nccl).
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+            "-m", "vsarvo.training.train", "--channels", "8", "--encoder-width", "4", "--recon-width", "8",
+            "--recon-blocks", "1", "--flow-width", "0.1", "--disc-width", "4", "--out-dir", str(out),
+            "--procedural-clips", "2", "--procedural-frames", "5", "--procedural-size", "72", "--crop", "64",
+            "--batch-size", "1", "--steps", "50", "--val-clips", "1", "--validate-every", "100",
+            "--checkpoint-every", "100", "--threads", "1", "--time-limit", "0.001"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "time limit of 0 s reached at step 1" in done.stderr
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 1

@@ -26,6 +26,7 @@ from torch import nn
 
 from vsarvo.atomic import atomic_path, write_text_atomic
 from vsarvo.model import ARVo, ARVoConfig, TemporalDiscriminator
+from vsarvo.model.arvo import MIN_SIZE
 from vsarvo.weights import save_model
 
 __all__ = ["TrainConfig", "Trainer", "add_parser", "main", "write_checkpoint"]
@@ -80,6 +81,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.pixel_loss not in PIXEL_LOSSES:
             raise ValueError(f"pixel_loss must be one of {sorted(PIXEL_LOSSES)}, got {self.pixel_loss!r}")
+        if self.crop < MIN_SIZE:
+            # Found here, not at the first step after minutes of rendering.
+            raise ValueError(f"crop must be at least {MIN_SIZE} (the model's smallest frame), got {self.crop}")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
