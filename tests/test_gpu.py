@@ -57,3 +57,22 @@ def test_filter_runs_on_cuda_and_agrees_with_the_cpu():
         a, b = cpu.get_frame(n), gpu.get_frame(n)
         diff = max(float(np.abs(np.asarray(a[p]) - np.asarray(b[p])).max()) for p in range(3))
         assert diff < 1e-3
+
+
+def test_training_steps_run_under_amp_and_resume_a_cpu_checkpoint(tmp_path):
+    # The shipped weights' rolling checkpoint comes from CPU runs (empty GradScaler state); a GPU run
+    # with AMP must resume it and keep the loss finite.
+    from vsarvo.model import ARVoConfig
+    from vsarvo.training.rendered import RenderedClips
+    from vsarvo.training.train import TrainConfig, Trainer
+
+    model = ARVoConfig.tiny(channels=8, encoder_width=4, recon_width=8, recon_blocks=1, flow_width=0.1, disc_width=4)
+    clips = RenderedClips(clips=2, frames=5, size=72, window=5, crop=64, seed=3)
+    cpu = Trainer(TrainConfig(model=model, out_dir=str(tmp_path / "cpu"), batch_size=2, device="cpu"), dataset=clips)
+    cpu.step()
+    checkpoint = cpu.save_checkpoint()
+    gpu = Trainer(TrainConfig(model=model, out_dir=str(tmp_path / "gpu"), batch_size=2, device="cuda:0"), dataset=clips)
+    assert gpu.use_amp
+    gpu.load_checkpoint(checkpoint)
+    losses = [gpu.step()["loss"] for _ in range(3)]
+    assert all(math.isfinite(v) for v in losses)
