@@ -6,6 +6,7 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -47,17 +48,12 @@ class RenderedClips(torch.utils.data.Dataset):
             data = torch.load(path, weights_only=True)
             self.blur, self.sharp = data["blur"], data["sharp"]
         else:
-            if workers > 0:
-                blur, sharp = _render_per_clip_seeds(clips, frames, size, settings, split, seed, workers)
-            else:
-                rng = np.random.default_rng(seed)
-                blur, sharp = [], []
-                for i in range(clips):
-                    b, s, _ = make_clip(rng, frames, (size, size), settings, split=split)
-                    blur.append(b)
-                    sharp.append(s)
-                    _progress(split, i + 1, clips)
-                print(file=sys.stderr)
+            blur, sharp = [], []
+            for i, (b, s) in enumerate(_render(clips, frames, size, settings, split, seed, workers)):
+                blur.append(b)
+                sharp.append(s)
+                print(f"\rrendering {split} clips {i + 1}/{clips}", end="", file=sys.stderr, flush=True)
+            print(file=sys.stderr)
             self.blur, self.sharp = torch.stack(blur), torch.stack(sharp)
             if path is not None:
                 with atomic_path(path) as tmp:
@@ -87,10 +83,6 @@ class RenderedClips(torch.utils.data.Dataset):
         return blur.contiguous(), sharp.contiguous()
 
 
-def _progress(split: str, done: int, total: int) -> None:
-    print(f"\rrendering {split} clips {done}/{total}", end="", file=sys.stderr, flush=True)
-
-
 def _render_one(args: tuple[int, int, int, ClipSettings, str, int]) -> tuple[torch.Tensor, torch.Tensor]:
     index, frames, size, settings, split, seed = args
     # One thread per clip: the processes are the parallelism, and any worker count gives the same bits.
@@ -99,25 +91,24 @@ def _render_one(args: tuple[int, int, int, ClipSettings, str, int]) -> tuple[tor
     return blur, sharp
 
 
-def _render_per_clip_seeds(clips: int, frames: int, size: int, settings: ClipSettings, split: str,
-                           seed: int, workers: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Clip ``i`` from the generator seeded ``(seed, i)``; ``workers`` > 1 renders in spawned processes."""
+def _render(clips: int, frames: int, size: int, settings: ClipSettings, split: str, seed: int,
+            workers: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(blur, sharp) of each clip in order: from one generator (``workers`` = 0), else clip ``i`` from
+    the generator seeded ``(seed, i)``, in this process (1) or in ``workers`` spawned processes."""
+    if workers == 0:
+        rng = np.random.default_rng(seed)
+        for _ in range(clips):
+            blur, sharp, _ = make_clip(rng, frames, (size, size), settings, split=split)
+            yield blur, sharp
+        return
     jobs = [(i, frames, size, settings, split, seed) for i in range(clips)]
     if workers == 1:
-        results = []
         threads = torch.get_num_threads()
         try:
-            for i, job in enumerate(jobs):
-                results.append(_render_one(job))
-                _progress(split, i + 1, clips)
+            yield from map(_render_one, jobs)
         finally:
             torch.set_num_threads(threads)
-    else:
-        # spawn, not fork: a forked child of a process that has run torch can deadlock in its thread pools.
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-            results = []
-            for i, result in enumerate(pool.map(_render_one, jobs, chunksize=max(1, clips // (4 * workers)))):
-                results.append(result)
-                _progress(split, i + 1, clips)
-    print(file=sys.stderr)
-    return [b for b, _ in results], [s for _, s in results]
+        return
+    # spawn, not fork: a forked child of a process that has run torch can deadlock in its thread pools.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        yield from pool.map(_render_one, jobs, chunksize=max(1, clips // (4 * workers)))

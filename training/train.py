@@ -432,12 +432,13 @@ class Trainer:
     def out_of_time(self, start: float) -> bool:
         if self.cfg.time_limit <= 0:
             return False
-        over = torch.tensor(float(time.time() - start > self.cfg.time_limit))
+        over = time.time() - start > self.cfg.time_limit
         if self.world > 1:
             # Clocks differ across ranks: stop when rank 0 says so.
-            over = over.to(self.device)
-            dist.broadcast(over, src=0)
-        return bool(over.item())
+            flag = torch.tensor(float(over), device=self.device)
+            dist.broadcast(flag, src=0)
+            over = bool(flag.item())
+        return over
 
     def write_outputs(self) -> None:
         """Weights as safetensors + JSON, the loss/validation curves as PNG, history as JSON."""
