@@ -6,7 +6,6 @@ Nothing here unpickles anything.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 from safetensors.torch import load_file, save_file
 
 from vsarvo.atomic import atomic_path, write_text_atomic
+from vsarvo.digest import file_sha256
 from vsarvo.model import ARVo, ARVoConfig
 
 __all__ = ["DEFAULT_WEIGHTS", "WeightsError", "default_weights_path", "load_model", "save_model", "file_sha256"]
@@ -29,14 +29,6 @@ class WeightsError(RuntimeError):
 def default_weights_path() -> Path:
     """The shipped default weights (``vsarvo/weights/arvo_tiny.safetensors``)."""
     return Path(__file__).with_name(f"{DEFAULT_WEIGHTS}.safetensors")
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _sidecar(path: Path) -> Path:
