@@ -21,18 +21,22 @@ $(VENV)/.installed: setup.py pyproject.toml vsarvo/plugin/arvo_shim.c
 
 venv: $(VENV)/.installed
 
-test: $(VENV)/.installed
+# The tests and the demo run real ffmpeg processes: `make ffmpeg` installs it with apt-get when missing.
+test: $(VENV)/.installed ffmpeg
 	$(PY) -m pytest -q -m "not gpu and not trt" $(PYTEST_ARGS)
 
-test-all: $(VENV)/.installed
+test-all: $(VENV)/.installed ffmpeg
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-# The demo needs ffmpeg on PATH (Debian/Ubuntu: installed here with apt-get when missing).
+# ffmpeg on PATH, or Debian/Ubuntu's package installed with apt-get (sudo when not root); elsewhere
+# the error says what to install.
 ffmpeg:
 	@command -v ffmpeg >/dev/null || { \
-	  echo "ffmpeg not found: installing it with apt-get" >&2; \
+	  command -v apt-get >/dev/null || { echo "error: ffmpeg not found and no apt-get here: install ffmpeg (https://ffmpeg.org/download.html) and run make again" >&2; exit 1; }; \
+	  echo "ffmpeg not found: installing Debian's ffmpeg package with apt-get" >&2; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq ffmpeg >/dev/null; }
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq ffmpeg >/dev/null; }
+	@command -v ffmpeg >/dev/null || { echo "error: ffmpeg is still not on PATH after apt-get install ffmpeg" >&2; exit 1; }
 
 demo: $(VENV)/.installed ffmpeg
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) examples/demo.py --out out/demo
