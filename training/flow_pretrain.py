@@ -10,7 +10,7 @@ blurry ones). The loss is the end-point error where the flow is defined.
 does it for an existing training checkpoint, replacing its flow net's weights and leaving everything
 else as it was, so that training can resume with a flow net that actually aligns:
 
-    python -m vsarvo.training.flow_pretrain --checkpoint training/checkpoints/arvo_tiny_rolling.pt \\
+    python -m vsarvo.training.flow_pretrain --checkpoint runs/arvo_tiny/rolling.pt \\
         --steps 1200 --out runs/flow/checkpoint.pt
 
 It reports the end-point error on held-out pairs (source images training never sees, their own seed)

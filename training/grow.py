@@ -20,7 +20,7 @@ tiny deviation from uniform. Adam moves a temperature by about the learning rate
 it stays near 0 for thousands of steps; ``--cosine-temperature T`` starts it at T instead, with the
 reconstruction's weights on the aggregated maps zeroed (see ``grow_model``).
 
-    python -m vsarvo.training.grow --checkpoint training/checkpoints/arvo_tiny_rolling.pt \\
+    python -m vsarvo.training.grow --checkpoint runs/arvo_tiny/rolling.pt \\
         --recon-width 32 --out runs/wide/checkpoint.pt
     python -m vsarvo.training.grow --checkpoint old.pt --recon-blocks 4 --out deep.pt
     python -m vsarvo.training.grow --checkpoint old.pt --frame-features --aligned-skip --out new.pt

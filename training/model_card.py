@@ -141,7 +141,7 @@ def render(*, weights_json: Path, train_config: Path, history: Path, report: Pat
         + ("These weights meet it." if rep["gain_db"] >= 2.0 and rep["frames_worse"] <= 0.05
            and rep.get("static_psnr", 0) >= 35 else
            "**These weights do not meet it yet**: training continues from the committed rolling checkpoint "
-           "(`training/checkpoints/arvo_tiny_rolling.pt`, `arvo train ... --resume`)."),
+           "(`runs/arvo_tiny/rolling.pt`, `arvo train ... --resume`)."),
         "- Flicker: mean absolute difference (8-bit levels) between the frame-to-frame changes of the "
         "output and of the ground truth.",
     ]
@@ -184,9 +184,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m vsarvo.training.model_card", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights-json", type=Path, default=Path("vsarvo/weights/arvo_tiny.json"))
-    p.add_argument("--run", type=Path, default=Path("training/results"),
+    p.add_argument("--run", type=Path, default=Path("runs/arvo_tiny"),
                    help="folder with train_config.json, history.json, report.json (and ablation.json, flow_report.json)")
-    p.add_argument("--checkpoint", type=Path, default=Path("training/checkpoints/arvo_tiny_rolling.pt"),
+    p.add_argument("--checkpoint", type=Path, default=Path("runs/arvo_tiny/rolling.pt"),
                    help="the run's training checkpoint: which validation set its scores are on")
     p.add_argument("--out", type=Path, default=Path("vsarvo/weights/MODEL_CARD.md"))
     args = p.parse_args(argv)
