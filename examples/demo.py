@@ -92,7 +92,7 @@ def main() -> int:
 
     from vsarvo.training.eval import TEST_BLUR
     from vsarvo.training.metrics import psnr
-    from vsarvo.training.procedural import make_clip
+    from vsarvo.training.data.procedural import make_clip
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from vsarvo.training.datasets import (
+from vsarvo.training.data.datasets import (
     FlowPairDataset, VideoWindowDataset, find_videos, paired_videos, window_indices,
 )
 

@@ -63,7 +63,7 @@ def test_training_steps_run_under_amp_and_resume_a_cpu_checkpoint(tmp_path):
     # The shipped weights' rolling checkpoint comes from CPU runs (empty GradScaler state); a GPU run
     # with AMP must resume it and keep the loss finite.
     from vsarvo.model import ARVoConfig
-    from vsarvo.training.rendered import RenderedClips
+    from vsarvo.training.data.rendered import RenderedClips
     from vsarvo.training.train import TrainConfig, Trainer
 
     model = ARVoConfig.tiny(channels=8, encoder_width=4, recon_width=8, recon_blocks=1, flow_width=0.1, disc_width=4)

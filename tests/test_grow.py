@@ -9,9 +9,9 @@ import torch
 from vsarvo.model import ARVoConfig
 from vsarvo.model.arvo import ARVo
 from vsarvo.training.grow import grow_checkpoint, grow_config, grow_model, widen_into
-from vsarvo.training.procedural import ClipSettings, make_clip
+from vsarvo.training.data.procedural import ClipSettings, make_clip
 from vsarvo.weights import load_model
-from vsarvo.training.rendered import RenderedClips
+from vsarvo.training.data.rendered import RenderedClips
 from vsarvo.training.train import TrainConfig, Trainer
 
 MODEL = ARVoConfig.tiny(channels=8, encoder_width=4, recon_width=8, recon_blocks=1, flow_width=0.1, disc_width=4)

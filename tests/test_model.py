@@ -16,7 +16,7 @@ torch.set_num_threads(2)
 
 def procedural_frames(count: int, size: int) -> torch.Tensor:
     """``count`` consecutive blurry frames [count, 3, size, size] of a procedural clip (real texture)."""
-    from vsarvo.training.procedural import ClipSettings, make_clip
+    from vsarvo.training.data.procedural import ClipSettings, make_clip
 
     blur, _, _ = make_clip(np.random.default_rng(5), count, (size, size), ClipSettings(), split="test")
     return blur

@@ -7,16 +7,16 @@ import torch
 from PIL import Image
 
 from vsarvo.model import warp
-from vsarvo.training.frames import list_frames, read_rgb
-from vsarvo.training.hfr import average_frames, hfr_pairs, middle_frames, read_video_frames
+from vsarvo.training.data.frames import list_frames, read_rgb
+from vsarvo.training.data.hfr import average_frames, hfr_pairs, middle_frames, read_video_frames
 from vsarvo.training.metrics import psnr
-from vsarvo.training.procedural import (
+from vsarvo.training.data.procedural import (
     ClipSettings, linear_to_srgb, make_clip, make_flow_pair, make_scene, render_blurry, render_sharp, srgb_to_linear,
 )
-from vsarvo.training.sources import (
+from vsarvo.training.data.sources import (
     TEST_PHOTOS, TEST_SEED_LIMIT, TRAIN_PHOTOS, SourceRecipe, draw_recipe, render_source, source_images,
 )
-from vsarvo.training.synthesis import main
+from vsarvo.training.data.synthesis import main
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -29,7 +29,7 @@ from vsarvo.model.flow import PWCNet
 
 from .eval import evaluate, procedural_test_set
 from .flow_pretrain import end_point_error, fit_flow, held_out_pairs
-from .rendered import RenderedClips
+from .data.rendered import RenderedClips
 from .train import TrainConfig, Trainer, add_model_arguments, log, model_config_from_args
 
 __all__ = ["VARIANTS", "SingleFrame", "variant_config", "main"]

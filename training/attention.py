@@ -28,7 +28,7 @@ from vsarvo.model.config import ARVoConfig
 from vsarvo.weights import load_model
 
 from .eval import TEST_BLUR
-from .procedural import make_clip
+from .data.procedural import make_clip
 
 __all__ = ["attention_figures", "attention_report", "load_checkpoint_model"]
 

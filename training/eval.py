@@ -26,7 +26,7 @@ from vsarvo.model import ARVo, restore_clip
 from vsarvo.weights import load_model
 
 from .metrics import flicker, psnr, ssim
-from .procedural import ClipSettings, make_clip
+from .data.procedural import ClipSettings, make_clip
 
 __all__ = ["TEST_BLUR", "Video", "procedural_test_set", "static_clip", "evaluate", "add_parser", "main"]
 
@@ -67,9 +67,9 @@ def static_clip(*, frames: int = 7, size: int = 192, seed: int = 4242) -> Video:
 
 
 def folder_test_set(root: str | os.PathLike[str], split: str = "test") -> list[Video]:
-    """Videos of a dataset on disk (any layout ``vsarvo.training.datasets`` recognises)."""
-    from .datasets import find_videos
-    from .frames import read_rgb
+    """Videos of a dataset on disk (any layout ``vsarvo.training.data.datasets`` recognises)."""
+    from .data.datasets import find_videos
+    from .data.frames import read_rgb
 
     def load(paths: Sequence[Path]) -> torch.Tensor:
         return torch.stack([torch.from_numpy(read_rgb(p)).permute(2, 0, 1).float() / 255 for p in paths])

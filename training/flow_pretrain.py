@@ -35,8 +35,8 @@ from vsarvo.model.arvo import ARVo
 from vsarvo.model.config import ARVoConfig
 from vsarvo.model.flow import PWCNet
 
-from .procedural import FLOW_PAIR_SETTINGS, ClipSettings, make_flow_pair
-from .rendered import TRAIN_BLUR
+from .data.procedural import FLOW_PAIR_SETTINGS, ClipSettings, make_flow_pair
+from .data.rendered import TRAIN_BLUR
 from .train import write_checkpoint
 
 __all__ = ["PAIR_MIX", "FlowPairs", "held_out_pairs", "end_point_error", "fit_flow", "refine_checkpoint"]

@@ -82,11 +82,11 @@ def render(*, weights_json: Path, train_config: Path, history: Path, report: Pat
         "## Training data and recipe",
         "",
         f"- Data: {cfg['procedural_clips']} procedural clips of {cfg['procedural_frames']} frames at "
-        f"{cfg['procedural_size']}x{cfg['procedural_size']} (`vsarvo.training.procedural`): textures from the "
+        f"{cfg['procedural_size']}x{cfg['procedural_size']} (`vsarvo.training.data.procedural`): textures from the "
         "train split of the source images (scikit-image photos plus procedural 1/f noise, polygons, text, "
         "foliage), moved along random smooth camera paths with independently moving layers, blurred by "
         "averaging sub-frame renders in linear light, with sensor noise; blur settings "
-        "`vsarvo.training.rendered.TRAIN_BLUR`.",
+        "`vsarvo.training.data.rendered.TRAIN_BLUR`.",
         _flow_line(epe, flow_report, commands.get("flow")),
         "- Curriculum: one stage on 3-frame windows first (the cheap part), then the two progressive stages "
         "with shared weights on 5-frame windows. The run went in segments joined by `--resume`, listed "

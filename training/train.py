@@ -109,7 +109,7 @@ def make_datasets(cfg: TrainConfig) -> tuple[Any, Any]:
     """Training and validation datasets of (blur [T,3,h,w], sharp [T,3,h,w]) windows, T = model window."""
     window = cfg.model.window
     if cfg.data is None:
-        from vsarvo.training.rendered import RenderedClips
+        from vsarvo.training.data.rendered import RenderedClips
 
         cache = Path(cfg.out_dir) / "cache"
         per_clip = "_perclip" if cfg.render_workers > 0 else ""
@@ -126,7 +126,7 @@ def make_datasets(cfg: TrainConfig) -> tuple[Any, Any]:
             cache=cache / f"val_train_{cfg.val_clips}x{window}x{cfg.procedural_size}_s{cfg.seed}.pt",
         )
         return train, val
-    from vsarvo.training.datasets import VideoWindowDataset, find_videos
+    from vsarvo.training.data.datasets import VideoWindowDataset, find_videos
 
     train = VideoWindowDataset(find_videos(Path(cfg.data), "train"), window=window, crop=cfg.crop, augment=True)
     try:

@@ -383,7 +383,7 @@ def make_scene(
 ) -> Scene:
     """Draw a random scene for a clip of ``n_frames`` frames of ``size = (height, width)``.
 
-    Source images come from ``split`` (see :mod:`vsarvo.training.sources`).
+    Source images come from ``split`` (see :mod:`vsarvo.training.data.sources`).
     """
     settings = settings or ClipSettings()
     height, width = size

@@ -2,15 +2,15 @@
 
 Usage::
 
-    python -m vsarvo.training.synthesis hfr VIDEO_OR_FOLDER [...] --out DIR [--size 960x540]
+    python -m vsarvo.training.data.synthesis hfr VIDEO_OR_FOLDER [...] --out DIR [--size 960x540]
         [--window 41] [--step 38 44] [--seed 0]
-    python -m vsarvo.training.synthesis procedural --out DIR [--videos 8] [--frames 30]
+    python -m vsarvo.training.data.synthesis procedural --out DIR [--videos 8] [--frames 30]
         [--size 256x256] [--split train] [--seed 0] [--speed 1.5 7] [--exposure 0.5 1]
         [--noise 0 0.01] [--layers 1 3] [--sub-frames 16]
 
-``hfr`` applies the paper's HFR-DVD recipe (:mod:`vsarvo.training.hfr`) to
+``hfr`` applies the paper's HFR-DVD recipe (:mod:`vsarvo.training.data.hfr`) to
 high-frame-rate videos (decoded with ffmpeg) or folders of frames;
-``procedural`` renders random moving scenes (:mod:`vsarvo.training.procedural`)
+``procedural`` renders random moving scenes (:mod:`vsarvo.training.data.procedural`)
 from the train or the held-out test sources. Both write, per video::
 
     <out>/<video>/blur/00000.png     blurry frames
@@ -21,7 +21,7 @@ and ``procedural`` also::
     <out>/<video>/flow/00000.npy         float32 [2, H, W]: flow from sharp frame 00000 to 00001
     <out>/<video>/flow_valid/00000.png   255 where that flow is exact, 0 at occlusions
 
-(flow convention in :mod:`vsarvo.training.procedural`). For flow pairs on disk
+(flow convention in :mod:`vsarvo.training.data.procedural`). For flow pairs on disk
 use ``procedural --frames 2 --exposure 0 0 --noise 0 0``. A video is written
 under a temporary name and renamed when complete; videos already present are
 skipped, so an interrupted run resumes. Progress goes to stderr.
@@ -128,7 +128,7 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m vsarvo.training.synthesis", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m vsarvo.training.data.synthesis", description=__doc__.split("\n\n")[0])
     _add_commands(parser)
     return parser
 

@@ -1,6 +1,6 @@
 """Training data as torch Datasets of frame windows.
 
-:class:`VideoWindowDataset` (and :class:`vsarvo.training.rendered.RenderedClips` for procedural clips) yield
+:class:`VideoWindowDataset` (and :class:`vsarvo.training.data.rendered.RenderedClips` for procedural clips) yield
 ``(blur, sharp)``: float32 tensors ``[window, 3, h, w]`` in [0, 1] holding
 frames ``i - window // 2 .. i + window // 2`` of one video around a centre
 frame ``i`` — five frames for ARVo's two progressive stages
@@ -17,7 +17,7 @@ On-disk layouts (:data:`LAYOUTS`), detected by :func:`find_videos`::
     <root>/<split>/<video>/input/*.jpg          + GT/             DVD
     <root>/<split>/<video>/blur/                + gt/             DVD, variant
     <root>/<split>/<video>/blur/*.png           + sharp/          GoPro; also what
-                                                                  vsarvo.training.synthesis writes
+                                                                  vsarvo.training.data.synthesis writes
     <root>/<split>/<video>/blurry_resize/*.png  + sharp_resize/   HFR-DVD
 
 Frames pair up by natural name order within a video (HFR-DVD's frame
@@ -57,7 +57,7 @@ class Layout:
 LAYOUTS: tuple[Layout, ...] = (
     Layout("DVD", "input", "GT"),
     Layout("DVD (variant)", "blur", "gt"),
-    Layout("GoPro / vsarvo.training.synthesis", "blur", "sharp"),
+    Layout("GoPro / vsarvo.training.data.synthesis", "blur", "sharp"),
     Layout("HFR-DVD", "blurry_resize", "sharp_resize"),
 )
 
@@ -232,7 +232,7 @@ class VideoWindowDataset(Dataset):
 class FlowPairDataset(Dataset):
     """A fixed set of frame pairs with ground-truth flow, for pretraining the flow network.
 
-    Pair ``k`` comes from :func:`~vsarvo.training.procedural.make_flow_pair`
+    Pair ``k`` comes from :func:`~vsarvo.training.data.procedural.make_flow_pair`
     with ``numpy.random.default_rng([seed, k])``. Items are
     ``(frame0 [3, H, W], frame1 [3, H, W], flow [2, H, W], valid [H, W] bool)``,
     flow from frame 0 to frame 1 (warping frame 1 by it gives frame 0 where
