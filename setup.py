@@ -138,7 +138,7 @@ setup(
     python_requires=">=3.12",
     packages=[
         "vsarvo", "vsarvo.model", "vsarvo.backends", "vsarvo.weights",
-        "vsarvo.export", "vsarvo.training",
+        "vsarvo.export", "vsarvo.training", "vsarvo.training.data",
     ],
     package_dir={"vsarvo.export": "export", "vsarvo.training": "training"},
     package_data={"vsarvo.weights": ["*.safetensors", "*.json", "*.md"]},

@@ -18,7 +18,7 @@ SUBCOMMANDS = {
     "export": "vsarvo.export.cli",
     "train": "vsarvo.training.train",
     "eval": "vsarvo.training.eval",
-    "synth": "vsarvo.training.synthesis",
+    "synth": "vsarvo.training.data.synthesis",
     "bench": "vsarvo.bench",
 }
 
