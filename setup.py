@@ -137,7 +137,7 @@ setup(
     description="ARVo video deblurring (CVPR 2021) as a VapourSynth plugin",
     python_requires=">=3.12",
     packages=[
-        "vsarvo", "vsarvo.model", "vsarvo.backends", "vsarvo.weights",
+        "vsarvo", "vsarvo.model", "vsarvo.backends", "vsarvo.weights", "vsarvo.remaster",
         "vsarvo.export", "vsarvo.training", "vsarvo.training.data",
     ],
     package_dir={"vsarvo.export": "export", "vsarvo.training": "training"},

@@ -19,13 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from vsarvo.encode import Encoder, ffmpeg_command
-from vsarvo.framepipe import MatroskaWriter, read_header
-from vsarvo.inputs import find_sources
-from vsarvo.jobs import JobLock, JobLockedError, Manifest, format_table, settings_hash
-from vsarvo.probe import SourceInfo
-from vsarvo.remaster import BACKEND_CHOICES, parse_devices
-from vsarvo.transcode import PARTIAL_MARK, is_variable_rate
+from vsarvo.remaster.cli import BACKEND_CHOICES, parse_devices
+from vsarvo.remaster.encoder import Encoder, ffmpeg_command
+from vsarvo.remaster.framepipe import MatroskaWriter, read_header
+from vsarvo.remaster.manifest import JobLock, JobLockedError, Manifest, format_table, settings_hash
+from vsarvo.remaster.probe import SourceInfo
+from vsarvo.remaster.sources import find_sources
+from vsarvo.remaster.transcode import PARTIAL_MARK, is_variable_rate
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
 
@@ -540,7 +540,7 @@ def test_second_job_on_the_same_folder_is_refused(tmp_path):
 def test_status_line_gives_frames_fps_and_eta_per_file_and_overall(monkeypatch):
     import io
 
-    import vsarvo.progress as progress_module
+    import vsarvo.remaster.progress as progress_module
 
     clock = [100.0]
     monkeypatch.setattr(progress_module.time, "monotonic", lambda: clock[0])

@@ -13,8 +13,8 @@ __all__ = ["main", "SUBCOMMANDS"]
 
 # subcommand -> module (imported only when that subcommand or --help needs it)
 SUBCOMMANDS = {
-    "deblur": "vsarvo.remaster",
-    "remaster": "vsarvo.remaster",
+    "deblur": "vsarvo.remaster.cli",
+    "remaster": "vsarvo.remaster.cli",
     "export": "vsarvo.export.cli",
     "train": "vsarvo.training.train",
     "eval": "vsarvo.training.eval",

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from vsarvo.atomic import write_text_atomic
-from vsarvo.progress import format_duration
+from vsarvo.remaster.progress import format_duration
 
 __all__ = [
     "MANIFEST_NAME", "SUMMARY_NAME", "LOG_DIR", "JobLock", "JobLockedError", "Manifest", "settings_hash",

@@ -20,7 +20,7 @@ import threading
 import time
 from typing import Any
 
-from vsarvo.transcode import Cancellation, FileResult, FileTask, transcode_file
+from vsarvo.remaster.transcode import Cancellation, FileResult, FileTask, transcode_file
 
 __all__ = ["LocalPool", "RayPool", "Event"]
 

@@ -8,7 +8,7 @@ The process chain for one file::
                                            stamps each one                      chapters, metadata
                                                                                 from the source
 
-The relay counts frames (progress) and re-wraps them with a timestamp each (see vsarvo.framepipe):
+The relay counts frames (progress) and re-wraps them with a timestamp each (see vsarvo.remaster.framepipe):
 the source's own times for a variable frame rate, the exact rate's grid otherwise. The .vpy is a fixed script written to a temporary folder; the
 source path and the filter's options reach it as ``vspipe -a`` values, never pasted into code, and
 every process gets an argument list, never a shell string.
@@ -33,9 +33,9 @@ from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO, Callable
 
-from vsarvo.encode import Encoder, ffmpeg_command
-from vsarvo.framepipe import MatroskaWriter, TIMESTAMP_SCALE_NS, Y4MError, Y4MHeader, read_frame, read_header
-from vsarvo.probe import ProbeError, probe
+from vsarvo.remaster.encoder import Encoder, ffmpeg_command
+from vsarvo.remaster.framepipe import MatroskaWriter, TIMESTAMP_SCALE_NS, Y4MError, Y4MHeader, read_frame, read_header
+from vsarvo.remaster.probe import ProbeError, probe
 
 __all__ = [
     "DeblurOptions", "FileTask", "FileResult", "Cancellation", "transcode_file", "partial_path",

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from vsarvo.probe import COLOUR_FIELDS, SourceInfo
+from vsarvo.remaster.probe import COLOUR_FIELDS, SourceInfo
 
 __all__ = ["Encoder", "ENCODERS", "CONTAINERS", "ffmpeg_command"]
 
@@ -114,7 +114,7 @@ def ffmpeg_command(
     """The ffmpeg argument list that reads the deblurred video on stdin and writes ``output``.
 
     Input 0 is the pipe: Matroska whose frames carry their own timestamps in microseconds (see
-    vsarvo.framepipe); input 1 is the source file, from which audio, subtitles, attachments
+    vsarvo.remaster.framepipe); input 1 is the source file, from which audio, subtitles, attachments
     (Matroska only), chapters and global metadata are copied. The video keeps the pipe's timestamps
     exactly (no frame dropped or duplicated, no rounding onto a frame grid) and is delayed by
     ``info.video_offset`` so it stays in sync with the source's audio; the source's stated colour

@@ -1,12 +1,12 @@
 """``arvo deblur IN OUT`` (one file) and ``arvo remaster SRC... --out DIR`` (a batch job).
 
-Each file runs as bestsource → ``core.arvo.Deblur`` → ``vspipe | ffmpeg`` (vsarvo.transcode), with
-its audio, subtitles, chapters and metadata copied from the source. A batch job is resumable: a
-manifest in the output folder (vsarvo.jobs) records each file's settings hash and status, so a
-re-run skips finished files and redoes changed ones; outputs appear under their final names only
+Each file runs as bestsource → ``core.arvo.Deblur`` → ``vspipe | ffmpeg`` (vsarvo.remaster.transcode),
+with its audio, subtitles, chapters and metadata copied from the source. A batch job is resumable: a
+manifest in the output folder (vsarvo.remaster.manifest) records each file's settings hash and status,
+so a re-run skips finished files and redoes changed ones; outputs appear under their final names only
 when complete; a failed file is recorded with its reason and the job goes on; the job ends with a
 summary (JSON and a table on stderr) and exits non-zero if any file failed. Files run on worker
-threads here (``--jobs``, ``--devices``) or as Ray tasks (``--ray``), see vsarvo.dispatch.
+threads here (``--jobs``, ``--devices``) or as Ray tasks (``--ray``), see vsarvo.remaster.pools.
 
 Importing this module loads neither torch nor VapourSynth: the work happens in vspipe processes.
 """
@@ -20,14 +20,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from vsarvo.encode import CONTAINERS, ENCODERS, Encoder
-from vsarvo.inputs import find_sources
-from vsarvo.jobs import LOG_DIR, JobLock, JobLockedError, Manifest, format_table, settings_hash, write_summary
-from vsarvo.progress import JobProgress
-from vsarvo.transcode import PARTIAL_MARK, Cancellation, DeblurOptions, FileResult, FileTask, transcode_file
+from vsarvo.remaster.encoder import CONTAINERS, ENCODERS, Encoder
+from vsarvo.remaster.manifest import LOG_DIR, JobLock, JobLockedError, Manifest, format_table, settings_hash, write_summary
+from vsarvo.remaster.progress import JobProgress
+from vsarvo.remaster.sources import find_sources
+from vsarvo.remaster.transcode import PARTIAL_MARK, Cancellation, DeblurOptions, FileResult, FileTask, transcode_file
 
 if TYPE_CHECKING:
-    from vsarvo.dispatch import LocalPool, RayPool
+    from vsarvo.remaster.pools import LocalPool, RayPool
 
 __all__ = ["add_parser", "run_deblur", "run_remaster", "parse_devices", "BACKEND_CHOICES"]
 
@@ -273,7 +273,7 @@ def _plan(args: argparse.Namespace, out: Path, encoder: Encoder, deblur: DeblurO
 
 def _make_pool(args: argparse.Namespace) -> LocalPool | RayPool:
     """The worker pool the arguments ask for (Ray is imported only for --ray)."""
-    from vsarvo.dispatch import LocalPool, RayPool
+    from vsarvo.remaster.pools import LocalPool, RayPool
 
     devices = parse_devices(args.devices)
     if args.ray:
