@@ -61,6 +61,7 @@ def load_model(path: str | os.PathLike[str] | None = None) -> ARVo:
         state = load_file(str(path))
     except Exception as exc:  # safetensors raises its own error types for truncated/garbled files
         raise WeightsError(f"{path} is not a readable safetensors file ({exc}); re-download or re-train") from exc
+    _check_digest(path, meta)
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as exc:  # tensors whose shapes differ from the config's
@@ -69,7 +70,27 @@ def load_model(path: str | os.PathLike[str] | None = None) -> ARVo:
         raise WeightsError(
             f"{path} does not match its config: missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}"
         )
+    _check_finite(path, state)
     return model.eval()
+
+
+def _check_digest(path: Path, meta: dict[str, Any]) -> None:
+    """The sidecar's SHA-256, where it has one, must be the file's: a damaged tensor would load unnoticed."""
+    recorded = meta.get("sha256")
+    if recorded is None:
+        return
+    actual = file_sha256(path)
+    if actual != recorded:
+        raise WeightsError(
+            f"{path} is damaged: its SHA-256 is {actual[:16]}..., its sidecar {_sidecar(path).name} records "
+            f"{str(recorded)[:16]}...; reinstall vsarvo (shipped weights) or copy the file again from where it was trained"
+        )
+
+
+def _check_finite(path: Path, state: dict[str, Any]) -> None:
+    bad = [name for name, tensor in state.items() if tensor.is_floating_point() and not bool(tensor.isfinite().all())]
+    if bad:
+        raise WeightsError(f"{path} holds NaN or infinite values in {len(bad)} tensor(s) ({', '.join(sorted(bad)[:3])}); it cannot be used: re-train or use another checkpoint")
 
 
 def save_model(model: ARVo, path: str | os.PathLike[str], extra: dict[str, Any] | None = None) -> Path:
