@@ -119,17 +119,18 @@ def measure_row(spec: dict[str, Any]) -> dict[str, Any]:
     torch only), baseline_rss_bytes, peak_rss_bytes, peak_growth_bytes (and cuda_peak_allocated_bytes on
     CUDA), device_name and threads; status "skipped" with the reason when the backend cannot start here.
     """
-    from vsarvo.backends import BackendError, RunnerOptions, create_runner
+    from vsarvo.backends import BackendError, create_runner, from_flat
     from vsarvo.weights import WeightsError
 
     device, width, height = spec["device"], int(spec["width"]), int(spec["height"])
     cuda = device.startswith("cuda")
     if spec.get("threads"):
         torch.set_num_threads(int(spec["threads"]))
-    options = RunnerOptions(weights=spec["weights"], device=device, precision=spec["precision"], compile=spec["compile"],
-                            channels_last=spec.get("channels_last", True))
+    torch_only = {"compile": spec["compile"], "channels_last": spec.get("channels_last", True)}
+    backend = from_flat(spec["backend"], device=device, precision=spec["precision"],
+                        **(torch_only if spec["backend"] == "torch" else {}))
     try:
-        runner = create_runner(spec["backend"], options)
+        runner = create_runner(backend, weights=spec["weights"])
     except (BackendError, ImportError, WeightsError) as exc:
         return {"status": "skipped", "reason": f"{spec['backend']} cannot start here: {exc}"}
     frames = _frames(width, height)
@@ -211,7 +212,7 @@ def measure_filter(spec: dict[str, Any]) -> dict[str, Any]:
     """
     import vapoursynth as vs
 
-    from vsarvo.backends import RunnerOptions, create_runner
+    from vsarvo.backends import Backend, create_runner
     from vsarvo.filter import Deblur
     from vsarvo.model.arvo import ARVoStage, clamp_index
 
@@ -231,7 +232,7 @@ def measure_filter(spec: dict[str, Any]) -> dict[str, Any]:
     inputs = [torch.from_numpy(np.stack([np.asarray(f[p]) for p in range(3)])).unsqueeze(0) for f in rgb.frames()]
 
     torch.set_num_threads(usable_cores())  # what the filter picks for one stream
-    runner = create_runner("torch", RunnerOptions(weights=spec["weights"], device=device, precision=spec["precision"]))
+    runner = create_runner(Backend.Torch(device=device, precision=spec["precision"]), weights=spec["weights"])
     stages = runner.stages
     calls = [0]
 

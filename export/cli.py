@@ -26,7 +26,9 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``arvo export`` and set its ``func``."""
-    from .graphs import PARTS, PRECISIONS
+    from vsarvo.backends.options import PRECISIONS
+
+    from .graphs import PARTS
 
     p = subparsers.add_parser(
         "export", help="export ONNX graphs (and TensorRT engines) per frame size",
@@ -39,7 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="frame size, e.g. 1920x1080 (repeat for several)")
     p.add_argument("--part", choices=(*PARTS, "all"), action="append",
                    help="graph(s) to export (repeatable; default: stage)")
-    p.add_argument("--precision", choices=sorted(PRECISIONS), action="append",
+    p.add_argument("--precision", choices=PRECISIONS, action="append",
                    help="graph precision (repeatable; default: fp32)")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17; 22 for bf16)")
     p.add_argument("--tile", type=int, default=None, help="stage graph: tile edge for the full-resolution convolutions")

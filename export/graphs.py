@@ -18,13 +18,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from vsarvo.backends.base import DTYPES
+from vsarvo.backends.options import PRECISIONS
 from vsarvo.model import ARVo
 from vsarvo.model.arvo import MIN_SIZE
 from vsarvo.model.tiling import ALIGN
 
 __all__ = ["PARTS", "PRECISIONS", "GraphSpec", "graph_spec", "build_graph"]
-
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -192,10 +192,10 @@ def build_graph(
     convolutions into the graph.
     """
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     _check_part(model, part)
     if (tile is not None or tile_overlap is not None) and part != "stage":
         raise ValueError(f"tile and tile_overlap apply to the stage graph only, not to {part!r}")
     owned = copy.deepcopy(model).eval()
     inner = _Stage(owned, tile, tile_overlap) if part == "stage" else _BUILDERS[part](owned)
-    return _AtPrecision(inner, PRECISIONS[precision]).eval()
+    return _AtPrecision(inner, DTYPES[precision]).eval()

@@ -23,11 +23,11 @@ import onnx
 import torch
 from onnx import version_converter
 
+from vsarvo.artifacts import cache_dir
 from vsarvo.atomic import write_bytes_atomic
 from vsarvo.model import ARVo
 from vsarvo.model import volume
 
-from .cache import cache_dir
 from .checks import check_chunked, check_fp32_scores
 from .fold import fold_constants
 from .graphs import PARTS, PRECISIONS, build_graph, graph_spec

@@ -21,20 +21,20 @@ from types import ModuleType
 
 import torch
 
+from vsarvo.artifacts import cache_dir, safe_name
 from vsarvo.atomic import write_bytes_atomic
-
-from .cache import cache_dir, safe_name
+from vsarvo.backends.options import DEFAULT_OPTIMIZATION_LEVEL, DEFAULT_WORKSPACE_MIB
 
 __all__ = [
     "TensorRTUnavailable", "EngineBuildError", "ShapeRange", "MIN_TENSORRT", "import_tensorrt",
     "tensorrt_version", "trt_logger", "gpu_name", "engine_name", "build_engine", "cached_engine", "file_digest",
+    "DEFAULT_WORKSPACE", "DEFAULT_OPTIMIZATION_LEVEL",
 ]
 
 log = logging.getLogger("vsarvo.export")
 
 MIN_TENSORRT = (10, 12)  # first release whose strongly typed builder this code relies on
-DEFAULT_WORKSPACE = 4 << 30  # bytes of scratch memory the builder may give one layer
-DEFAULT_OPTIMIZATION_LEVEL = 3  # TensorRT's default; 5 searches longest, 0 shortest
+DEFAULT_WORKSPACE = DEFAULT_WORKSPACE_MIB << 20  # bytes of scratch memory the builder may give one layer
 
 
 class TensorRTUnavailable(RuntimeError):

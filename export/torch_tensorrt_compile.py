@@ -5,6 +5,10 @@ it to TensorRT engines embedded in an ExportedProgram. The precision is again in
 cast to fp16 / bf16 before compiling, and the aggregation and warp keep their fp32 parts), built with
 explicit (strong) typing. The compiled program is cached under a name that encodes the weights, frame
 size, precision, torch-tensorrt and TensorRT versions and the GPU.
+
+``arvo export --torch-tensorrt`` writes it; no vsarvo backend loads it (the trt backend builds its
+engines from the ONNX). It is for PyTorch code of one's own: with torch_tensorrt imported,
+``torch.export.load(path).module()`` is the stage, (prev, ref, next) -> restored ref.
 """
 from __future__ import annotations
 
@@ -15,17 +19,17 @@ from types import ModuleType
 
 import torch
 
+from vsarvo.artifacts import cache_dir, safe_name
 from vsarvo.atomic import atomic_path
 from vsarvo.model import ARVo
 
-from .cache import cache_dir, safe_name
 from .graphs import PRECISIONS, build_graph, graph_spec
 from .onnx_export import weights_digest
 from .tensorrt_engine import (
     DEFAULT_OPTIMIZATION_LEVEL, DEFAULT_WORKSPACE, TensorRTUnavailable, gpu_name, import_tensorrt,
 )
 
-__all__ = ["import_torch_tensorrt", "compiled_name", "cached_compiled_stage", "compile_stage"]
+__all__ = ["import_torch_tensorrt", "compiled_name", "cached_compiled_stage"]
 
 log = logging.getLogger("vsarvo.export")
 
@@ -90,13 +94,3 @@ def cached_compiled_stage(
         torch_trt.save(compiled, str(tmp), arg_inputs=inputs)
     return path
 
-
-def compile_stage(model: ARVo, *, height: int, width: int, precision: str, device: torch.device,
-                  **options: object) -> torch.nn.Module:
-    """The compiled stage as a module: (prev, ref, next) float32 CUDA [1, 3, H, W] -> restored (unclamped).
-
-    ``options`` are ``cached_compiled_stage``'s (workspace, optimization_level, folder).
-    """
-    path = cached_compiled_stage(model, height=height, width=width, precision=precision, device=device, **options)
-    # An ExportedProgram this module wrote into the cache itself.
-    return torch.export.load(str(path)).module()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from vsarvo.backends import BackendError, RunnerOptions, create_runner
+from vsarvo.backends import Backend, BackendError, create_runner
 from vsarvo.model import ARVo, ARVoConfig
 from vsarvo.weights import save_model
 
@@ -33,7 +33,7 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def ort_runner(weights: Path, cache: Path):
-    return create_runner("ort", RunnerOptions(weights=str(weights), device="cpu", precision="fp32"))
+    return create_runner(Backend.ORT(device="cpu", precision="fp32"), weights=str(weights))
 
 
 def _frames(height: int, width: int, seed: int) -> list[torch.Tensor]:
@@ -43,7 +43,7 @@ def _frames(height: int, width: int, seed: int) -> list[torch.Tensor]:
 
 def test_ort_backend_matches_the_torch_backend_at_an_odd_size(ort_runner, weights: Path) -> None:
     frames = _frames(H, W, 1)
-    reference = create_runner("torch", RunnerOptions(weights=str(weights), device="cpu", precision="fp32"))
+    reference = create_runner(Backend.Torch(device="cpu", precision="fp32"), weights=str(weights))
     expected = reference.run(*frames)
     out = ort_runner.run(*frames)
     assert out.dtype == torch.float32 and out.device.type == "cpu" and out.shape == (1, 3, H, W)
@@ -70,13 +70,13 @@ def test_ort_backend_reports_its_device_precision_and_stages(ort_runner) -> None
 
 def test_ort_backend_refuses_bf16_on_the_cpu(weights: Path) -> None:
     with pytest.raises(BackendError, match="no bfloat16 Conv"):
-        create_runner("ort", RunnerOptions(weights=str(weights), device="cpu", precision="bf16"))
+        create_runner(Backend.ORT(device="cpu", precision="bf16"), weights=str(weights))
 
 
 def test_ort_backend_refuses_a_gpu_it_does_not_have(weights: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(BackendError, match="needs onnxruntime's CUDA provider and a GPU"):
-        create_runner("ort", RunnerOptions(weights=str(weights), device="cuda:0"))
+        create_runner(Backend.ORT(device="cuda:0"), weights=str(weights))
 
 
 def test_trt_backend_refuses_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -87,13 +87,13 @@ def test_trt_backend_refuses_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     fake.__version__ = "11.4.0.106"
     monkeypatch.setitem(sys.modules, "tensorrt", fake)
     with pytest.raises(BackendError, match="NVIDIA GPUs only"):
-        create_runner("trt", RunnerOptions(device="cpu"))
+        create_runner(Backend.TRT(device="cpu"))
 
 
 def test_torch_backend_gives_the_same_frame_in_either_memory_layout(weights: Path) -> None:
     frames = _frames(H, W, 3)
-    nchw = create_runner("torch", RunnerOptions(weights=str(weights), device="cpu", channels_last=False)).run(*frames)
-    nhwc_runner = create_runner("torch", RunnerOptions(weights=str(weights), device="cpu", channels_last=True))
+    nchw = create_runner(Backend.Torch(device="cpu", channels_last=False), weights=str(weights)).run(*frames)
+    nhwc_runner = create_runner(Backend.Torch(device="cpu", channels_last=True), weights=str(weights))
     assert any(p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
                for p in nhwc_runner.stage.parameters())
     nhwc = nhwc_runner.run(*frames)

@@ -16,7 +16,7 @@ import torch
 import vapoursynth as vs
 
 import vsarvo.filter as vsfilter
-from vsarvo.backends import RunnerOptions, StageRunner, create_runner
+from vsarvo.backends import Backend, BackendOptions, StageRunner, create_runner
 from vsarvo.model import ARVo, ARVoConfig, restore_clip
 from vsarvo.weights import save_model
 
@@ -154,8 +154,8 @@ def counting(monkeypatch) -> list[CountingRunner]:
     """The runners the filter creates, wrapped in CountingRunner."""
     made: list[CountingRunner] = []
 
-    def factory(backend: str, options: RunnerOptions) -> StageRunner:
-        made.append(CountingRunner(create_runner(backend, options)))
+    def factory(backend: BackendOptions, **model: object) -> StageRunner:
+        made.append(CountingRunner(create_runner(backend, **model)))
         return made[-1]
 
     monkeypatch.setattr(vsfilter, "create_runner", factory)
@@ -515,7 +515,7 @@ def filter_overhead(weights: Path, *, n: int = 12, size: int = 128, repeats: int
     """(filter time / bare loop of the same 2N runner calls) - 1, best of ``repeats`` each."""
     frames = scene(16, n, size, size)
     clip = rgbs_clip(frames)
-    runner = create_runner("torch", RunnerOptions(weights=str(weights)))
+    runner = create_runner(Backend.Torch(), weights=str(weights))
     tensors = [torch.from_numpy(f).unsqueeze(0) for f in frames]
     r1 = [runner.run(tensors[max(j - 1, 0)], tensors[j], tensors[min(j + 1, n - 1)]) for j in range(n)]
     # Load and warm the filter's shared runner the way r1 above warmed the bare loop's.

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from vsarvo.backends import RunnerOptions, create_runner
+from vsarvo.backends import Backend, create_runner
 
 pytestmark = [
     pytest.mark.gpu,
@@ -30,15 +30,15 @@ def frames(height: int, width: int) -> list[torch.Tensor]:
 @pytest.mark.parametrize("size", [(540, 960), (2160, 3840)])
 def test_half_precision_stage_is_within_45_db_of_fp32(precision, size):
     x = frames(*size)
-    ref = create_runner("torch", RunnerOptions(device="cuda:0", precision="fp32", tile=1024)).run(*x)
-    out = create_runner("torch", RunnerOptions(device="cuda:0", precision=precision, tile=1024)).run(*x)
+    ref = create_runner(Backend.Torch(device="cuda:0", precision="fp32"), tile=1024).run(*x)
+    out = create_runner(Backend.Torch(device="cuda:0", precision=precision), tile=1024).run(*x)
     assert psnr(out, ref) >= 45.0
 
 
 def test_cuda_stage_matches_the_cpu_stage():
     x = frames(256, 320)
-    cpu = create_runner("torch", RunnerOptions(device="cpu", precision="fp32")).run(*x)
-    gpu = create_runner("torch", RunnerOptions(device="cuda:0", precision="fp32")).run(*x)
+    cpu = create_runner(Backend.Torch(device="cpu", precision="fp32")).run(*x)
+    gpu = create_runner(Backend.Torch(device="cuda:0", precision="fp32")).run(*x)
     assert (cpu - gpu).abs().max().item() < 1e-3
 
 
@@ -64,7 +64,8 @@ def test_training_steps_run_under_amp_and_resume_a_cpu_checkpoint(tmp_path):
     # with AMP must resume it and keep the loss finite.
     from vsarvo.model import ARVoConfig
     from vsarvo.training.data.rendered import RenderedClips
-    from vsarvo.training.train import TrainConfig, Trainer
+    from vsarvo.training.config import TrainConfig
+    from vsarvo.training.loop import Trainer
 
     model = ARVoConfig.tiny(channels=8, encoder_width=4, recon_width=8, recon_blocks=1, flow_width=0.1, disc_width=4)
     clips = RenderedClips(clips=2, frames=5, size=72, window=5, crop=64, seed=3)

@@ -370,11 +370,11 @@ def test_missing_gpu_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_trt_backend_without_tensorrt_raises_backend_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from vsarvo.backends import BackendError, RunnerOptions, create_runner
+    from vsarvo.backends import Backend, BackendError, create_runner
 
     monkeypatch.setitem(sys.modules, "tensorrt", None)
     with pytest.raises(BackendError, match="TensorRT is not installed"):
-        create_runner("trt", RunnerOptions())
+        create_runner(Backend.TRT())
 
 
 # --- the runner -------------------------------------------------------------------------------------
@@ -488,7 +488,7 @@ def _real_tensorrt() -> bool:
 @pytest.mark.parametrize("precision, tolerance", [("fp32", 1e-3), ("fp16", 2e-2)])
 def test_real_tensorrt_stage_engine_matches_pytorch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                     precision: str, tolerance: float) -> None:
-    from vsarvo.backends import RunnerOptions, create_runner
+    from vsarvo.backends import Backend, create_runner
     from vsarvo.model import ARVo, ARVoConfig
     from vsarvo.weights import save_model
 
@@ -496,7 +496,7 @@ def test_real_tensorrt_stage_engine_matches_pytorch(tmp_path: Path, monkeypatch:
     torch.manual_seed(0)
     model = ARVo(ARVoConfig.tiny()).eval()
     weights = save_model(model, tmp_path / "w.safetensors")
-    runner = create_runner("trt", RunnerOptions(weights=str(weights), device="cuda:0", precision=precision))
+    runner = create_runner(Backend.TRT(device="cuda:0", precision=precision), weights=str(weights))
     frames = [torch.rand(1, 3, 67, 95) for _ in range(3)]
     with torch.no_grad():
         expected = model.stage(*frames).clamp(0, 1)

@@ -6,10 +6,12 @@ The filter is reachable two ways, which are the same filter:
   plugin vsarvo installs into ``vapoursynth/plugins/``; scripts need no
   ``import vsarvo``. On a core's first ``Deblur`` call the plugin imports this
   package and calls :func:`register_with_core`.
-- ``vsarvo.Deblur(clip, ...)``: the Python function itself.
+- ``vsarvo.Deblur(clip, ...)``: the Python function itself, which also takes a
+  backend object with its own options: ``vsarvo.Deblur(clip,
+  backend=vsarvo.Backend.TRT(workspace=2048))``.
 
 Importing vsarvo is cheap: it imports neither VapourSynth nor torch; the
-filter module loads on first use.
+filter module loads on first use, and ``vsarvo.Backend`` needs neither.
 """
 from __future__ import annotations
 
@@ -18,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import vapoursynth as vs
 
-__all__ = ["Deblur", "register_with_core"]
+__all__ = ["Backend", "Deblur", "register_with_core"]
 
 # The plugin passes these as VapourSynth ints (0/1); the filter takes bools.
-_FLAGS = ("scene_change", "compile")
+_FLAGS = ("scene_change", "compile", "channels_last")
 
 
 def register_with_core(core: vs.Core | None = None) -> None:
@@ -67,4 +69,8 @@ def __getattr__(name: str) -> Any:
         from vsarvo.filter import Deblur
 
         return Deblur
+    if name == "Backend":
+        from vsarvo.backends.options import Backend
+
+        return Backend
     raise AttributeError(f"module 'vsarvo' has no attribute {name!r}")

@@ -23,19 +23,14 @@ import numpy as np
 import torch
 import vapoursynth as vs
 
-from vsarvo.backends import BACKENDS, BackendError, RunnerOptions, StageRunner, create_runner
+from vsarvo.backends import Backend, BackendError, BackendOptions, StageRunner, create_runner, from_flat
+from vsarvo.filter_options import DEFAULT_SC_THRESHOLD
 from vsarvo.model.arvo import MIN_SIZE
 from vsarvo.weights import WeightsError, default_weights_path
 
 __all__ = ["Deblur", "release_runners", "DEFAULT_SC_THRESHOLD"]
 
 NAME = "arvo.Deblur"
-
-# Mean absolute difference of the first plane (luma for YUV), normalised to [0, 1], above which two
-# consecutive frames count as a cut. The same measure and value as misc.SCDetect's default: within a
-# shot consecutive frames differ by a few percent, across a cut by tens of percent. A false cut only
-# costs the temporal help for that frame; a missed one lets flow try to align two shots.
-DEFAULT_SC_THRESHOLD = 0.1
 
 # Built-in cut detection stores mean|frame j - frame j+1| in this property of frame j
 # (std.PlaneStats appends "Diff" to the prefix). It never reaches the output: the output's
@@ -137,6 +132,34 @@ def _weights_path(weights: str | None) -> Path:
     return path.resolve()
 
 
+_BACKEND_TYPES = (Backend.Torch, Backend.ORT, Backend.TRT)
+
+
+def _backend_options(backend: Any, flat: dict[str, Any]) -> BackendOptions:
+    """The backend object Deblur runs: ``backend`` itself when it is a ``vsarvo.Backend.*`` object,
+    else the name mapped with the flat backend options (``from_flat``; None counts as not given)."""
+    given = {name: value for name, value in flat.items() if value is not None}
+    if isinstance(backend, _BACKEND_TYPES):
+        if given:
+            raise _error(
+                f"{', '.join(given)} given beside backend=Backend.{type(backend).__name__}(...); "
+                f"set them in the Backend.{type(backend).__name__}(...) object instead"
+            )
+        return backend
+    if not isinstance(backend, (str, bytes)):
+        raise _error(f"backend must be a name ('auto', 'torch', 'ort', 'trt') or a vsarvo.Backend object, got {backend!r}")
+    for name in ("compile", "channels_last"):
+        if name in given:
+            given[name] = _flag(name, given[name])
+    for name in ("device", "precision", "cache_dir"):
+        if name in given:
+            given[name] = _text(name, given[name])
+    try:
+        return from_flat(_text("backend", backend), **given)
+    except ValueError as exc:
+        raise _error(str(exc)) from exc
+
+
 # ---------------------------------------------------------------------------------------------------
 # One runner per process
 
@@ -145,30 +168,32 @@ _runners: dict[tuple[Any, ...], StageRunner] = {}
 _runners_lock = threading.Lock()
 
 
-def _shared_runner(backend: str, options: RunnerOptions) -> StageRunner:
+def _shared_runner(
+    backend: BackendOptions, weights: str, tile: int | None, tile_overlap: int | None
+) -> StageRunner:
     """The process-wide runner for these options, created on first use.
 
     Every Deblur call and every frame request with the same weights file (path and contents, via
-    its size and modification time), backend, device, precision and tiling shares one model: one
-    copy in memory, loaded once.
+    its size and modification time), backend object (its device, precision and other options) and
+    tiling shares one model: one copy in memory, loaded once.
     """
-    stat = os.stat(options.weights) if options.weights else None
-    key = (backend, options, stat.st_size if stat else None, stat.st_mtime_ns if stat else None)
+    stat = os.stat(weights)
+    key = (backend, weights, stat.st_size, stat.st_mtime_ns, tile, tile_overlap)
     with _runners_lock:
         runner = _runners.get(key)
         if runner is None:
             try:
-                runner = create_runner(backend, options)
+                runner = create_runner(backend, weights=weights, tile=tile, tile_overlap=tile_overlap)
             except (BackendError, WeightsError, ValueError) as exc:
                 raise _error(str(exc)) from exc
             except ImportError as exc:
                 raise _error(
-                    f"backend {backend!r} is not available here ({exc}); install its extra "
+                    f"backend {backend.name!r} is not available here ({exc}); install its extra "
                     "(pip install 'vsarvo[trt]' for trt) or use backend='torch'"
                 ) from exc
             except Exception as exc:  # a runtime's own error types (onnxruntime, TensorRT)
                 raise _error(
-                    f"the {backend} backend could not start ({type(exc).__name__}: {exc}); "
+                    f"the {backend.name} backend could not start ({type(exc).__name__}: {exc}); "
                     "try backend='torch' or device='cpu'"
                 ) from exc
             _runners[key] = runner
@@ -368,7 +393,7 @@ def Deblur(
     clip: vs.VideoNode,
     *,
     weights: str | os.PathLike[str] | None = None,
-    backend: str = "auto",
+    backend: str | BackendOptions = "auto",
     device: str | None = None,
     precision: str | None = None,
     tile: int | None = None,
@@ -377,7 +402,12 @@ def Deblur(
     scene_change: bool = True,
     sc_threshold: float = DEFAULT_SC_THRESHOLD,
     streams: int = 1,
-    compile: bool = False,
+    compile: bool | None = None,
+    channels_last: bool | None = None,
+    threads: int | None = None,
+    workspace: int | None = None,
+    optimization_level: int | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
 ) -> vs.VideoNode:
     """Deblur a clip with ARVo. Output frame i sees input frames i-2 … i+2 (two stages).
 
@@ -387,9 +417,14 @@ def Deblur(
             _Matrix/_Range/_ChromaLocation (unset: BT.601 up to 1024x576 and BT.709 above, limited
             range for YUV/GRAY and full for RGB, left chroma siting) and back.
         weights: a .safetensors weight file (its .json config beside it); None: the shipped weights.
-        backend: "auto" (the fastest path available), "torch", "ort" (onnxruntime) or "trt" (TensorRT).
+        backend: a ``vsarvo.Backend.Torch(...)``, ``.ORT(...)`` or ``.TRT(...)`` object carrying its
+            own options, or a name: "torch", "ort" (onnxruntime), "trt" (TensorRT) or "auto"
+            (TensorRT where it is installed and a CUDA GPU is present, else torch: on the GPU in
+            fp16 when there is one, else on the CPU in fp32). With a name, the backend's options
+            are the flat arguments below; an option the backend does not have is an error.
         device: "cpu" or "cuda:N"; None: the first GPU if there is one, else the CPU.
-        precision: "fp32", "fp16" or "bf16"; None: fp16 on a GPU, fp32 on the CPU.
+        precision: "fp32", "fp16" or "bf16"; None: fp16 on a GPU (a half-float clip included), fp32
+            on the CPU.
         tile: run the full-resolution convolutions in tiles of this edge (pixels) to bound memory at
             large sizes; the result is the same as without tiles (flow and aggregation stay global).
         tile_overlap: the tiles' halo in pixels; None: exactly the receptive field, which keeps the
@@ -404,7 +439,11 @@ def Deblur(
         sc_threshold: the built-in measure's threshold: mean absolute difference of the first plane
             (luma for YUV) between consecutive frames, in [0, 1].
         streams: how many model calls may run at once (CPU: torch's threads are split between them).
-        compile: torch.compile the model (torch backend only).
+        compile, channels_last: torch backend (``Backend.Torch``): torch.compile; NHWC layout.
+        threads: ort backend (``Backend.ORT``): onnxruntime threads per session.
+        workspace, optimization_level: trt backend (``Backend.TRT``): the engine builder's workspace
+            limit in MiB and its optimisation level 0-5.
+        cache_dir: ort and trt backends: the folder for cached ONNX graphs and engines.
 
     Returns:
         The deblurred clip: same format, size, length and frame rate, each frame with its input
@@ -415,9 +454,28 @@ def Deblur(
         frame is computed (an interlaced frame, a backend failure) are raised for that frame.
     """
     _check_clip(clip)
-    backend = _text("backend", backend)
-    if backend not in BACKENDS:
-        raise _error(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    options = _backend_options(backend, {
+        "device": device, "precision": precision, "compile": compile, "channels_last": channels_last,
+        "threads": threads, "workspace": workspace, "optimization_level": optimization_level,
+        "cache_dir": cache_dir,
+    })
+    tile, tile_overlap, streams, scene_change = _checked_options(tile, tile_overlap, streams, scene_change,
+                                                                 sc_threshold)
+    runner = _shared_runner(options, str(_weights_path(_text("weights", weights))), tile, tile_overlap)
+    model_stages = runner.stages
+    if stages is None:
+        stages = model_stages
+    elif isinstance(stages, bool) or not isinstance(stages, int) or not 1 <= stages <= model_stages:
+        raise _error(f"stages must be an integer in 1..{model_stages} (this model's stages), got {stages!r}")
+    _share_cpu_threads(runner, streams)
+    return _deblur_graph(clip, _runner_call(runner, streams), stages=stages, scene_change=scene_change,
+                         sc_threshold=float(sc_threshold))
+
+
+def _checked_options(
+    tile: Any, tile_overlap: Any, streams: Any, scene_change: Any, sc_threshold: Any
+) -> tuple[int | None, int | None, int, bool]:
+    """Deblur's tiling, streams and scene-cut arguments checked: (tile, tile_overlap, streams, scene_change)."""
     tile = _optional_int("tile", tile, 1)
     tile_overlap = _optional_int("tile_overlap", tile_overlap, 0)
     if tile_overlap is not None and tile is None:
@@ -426,35 +484,26 @@ def Deblur(
     if streams is None:
         raise _error("streams must be an integer >= 1, got None")
     scene_change = _flag("scene_change", scene_change)
-    compile = _flag("compile", compile)
     if isinstance(sc_threshold, bool) or not isinstance(sc_threshold, (int, float)) or not 0 <= sc_threshold <= 1:
         raise _error(f"sc_threshold must be a number in [0, 1], got {sc_threshold!r}")
+    return tile, tile_overlap, streams, scene_change
 
-    options = RunnerOptions(
-        weights=str(_weights_path(_text("weights", weights))),
-        device=_text("device", device),
-        precision=_text("precision", precision),
-        tile=tile,
-        tile_overlap=tile_overlap,
-        compile=compile,
-    )
-    runner = _shared_runner(backend, options)
-    model_stages = runner.stages
-    if stages is None:
-        stages = model_stages
-    elif isinstance(stages, bool) or not isinstance(stages, int) or not 1 <= stages <= model_stages:
-        raise _error(f"stages must be an integer in 1..{model_stages} (this model's stages), got {stages!r}")
-    _share_cpu_threads(runner, streams)
-    run = _runner_call(runner, streams)
 
+def _deblur_graph(
+    clip: vs.VideoNode,
+    run: Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+    *,
+    stages: int,
+    scene_change: bool,
+    sc_threshold: float,
+) -> vs.VideoNode:
+    """The filter graph: cut measure, to RGBS, ``stages`` stage nodes, back to the input's format."""
     x = clip
     if scene_change:
         # The measure for cut j|j+1 goes on frame j; the stage nodes read it from there.
         x = vs.core.std.PlaneStats(x, _shifted(x)[1], plane=0, prop=_SC_PREFIX)
     x = _to_rgbs(x)
     for s in range(stages):
-        x = _stage_node(
-            x, run, scene_change=scene_change, sc_threshold=float(sc_threshold), check_interlaced=(s == 0)
-        )
+        x = _stage_node(x, run, scene_change=scene_change, sc_threshold=sc_threshold, check_interlaced=(s == 0))
     # The input's properties, unchanged: the output has the input's format, so they all still hold.
     return vs.core.std.CopyFrameProps(_from_rgbs(x, clip), clip)

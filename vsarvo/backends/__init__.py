@@ -1,25 +1,59 @@
-"""Stage runners: one interface (StageRunner), backends chosen by name ("torch", "ort", "trt") or "auto"."""
+"""Stage runners: one interface (StageRunner), one options dataclass per backend (``Backend.Torch``,
+``Backend.ORT``, ``Backend.TRT``), and ``create_runner`` to start the one a backend object names.
+
+Importing this package imports neither torch nor VapourSynth: the runners (and ``StageRunner``,
+``BackendError``) load on first use.
+"""
 from __future__ import annotations
 
-from .base import BackendError, RunnerOptions, StageRunner
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["BackendError", "RunnerOptions", "StageRunner", "BACKENDS", "create_runner"]
+from .options import BACKENDS, PRECISIONS, Backend, BackendOptions, choose_auto, from_flat
 
-BACKENDS = ("auto", "torch", "ort", "trt")
+if TYPE_CHECKING:
+    from .base import StageRunner
+
+__all__ = [
+    "BACKENDS", "PRECISIONS", "Backend", "BackendOptions", "BackendError", "StageRunner", "choose_auto",
+    "from_flat", "create_runner",
+]
 
 
-def create_runner(backend: str, options: RunnerOptions) -> StageRunner:
-    """Instantiate a backend by name. "auto" picks the torch backend (CUDA fp16 when a GPU is present)."""
-    if backend not in BACKENDS:
-        raise BackendError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if backend in ("auto", "torch"):
+def create_runner(
+    backend: BackendOptions | str,
+    *,
+    weights: str | None = None,
+    tile: int | None = None,
+    tile_overlap: int | None = None,
+) -> StageRunner:
+    """Start the runner ``backend`` describes (a ``Backend.*`` object, or a name with default options:
+    "auto" resolves as :func:`choose_auto` says).
+
+    ``weights``: a .safetensors path or None for the shipped default. ``tile``/``tile_overlap``: exact
+    tiled execution of the full-resolution convolutions (every backend).
+    """
+    if isinstance(backend, str):
+        backend = from_flat(backend)
+    model = {"weights": weights, "tile": tile, "tile_overlap": tile_overlap}
+    if isinstance(backend, Backend.Torch):
         from .torch_backend import TorchRunner
 
-        return TorchRunner(options)
-    if backend == "ort":
+        return TorchRunner(backend, **model)
+    if isinstance(backend, Backend.ORT):
         from .ort_backend import OrtRunner
 
-        return OrtRunner(options)
-    from .trt_backend import TrtRunner
+        return OrtRunner(backend, **model)
+    if isinstance(backend, Backend.TRT):
+        from .trt_backend import TrtRunner
 
-    return TrtRunner(options)
+        return TrtRunner(backend, **model)
+    raise TypeError(f"backend must be a vsarvo.Backend.Torch, .ORT or .TRT object or a name, got {backend!r}")
+
+
+def __getattr__(name: str) -> Any:
+    # The torch-dependent names load torch only when asked for.
+    if name in ("BackendError", "StageRunner"):
+        from . import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module 'vsarvo.backends' has no attribute {name!r}")

@@ -1,37 +1,57 @@
-"""The one interface every backend implements: run one ARVo stage (3 frames -> 1)."""
+"""The one interface every backend implements (run one ARVo stage, 3 frames -> 1), and the device and
+precision choice every backend makes the same way."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 
 import torch
 
-__all__ = ["BackendError", "StageRunner", "RunnerOptions"]
+from .options import PRECISIONS
+
+__all__ = ["BackendError", "StageRunner", "DTYPES", "resolve_device", "resolve_precision"]
+
+DTYPES = dict(zip(PRECISIONS, (torch.float32, torch.float16, torch.bfloat16)))
 
 
 class BackendError(RuntimeError):
     """A backend cannot run here (missing package, device, engine); the message says what to do."""
 
 
-@dataclass(frozen=True, kw_only=True)
-class RunnerOptions:
-    """What every backend is asked for: weights, device, precision and the memory knobs.
+def resolve_device(device: str | None, *, cuda_usable: bool | None = None, cuda_missing: str = "") -> torch.device:
+    """"cpu", "cuda", "cuda:N" or None (the first GPU when the backend can use one, else the CPU).
 
-    ``weights``: a .safetensors path or None for the shipped default. ``device``: "cpu" or "cuda:N"
-    (None = the best available). ``precision``: "fp32", "fp16" or "bf16" (None = fp16 on CUDA, fp32 on
-    CPU). ``tile``/``tile_overlap``: exact tiled execution of the full-resolution convolutions.
-    ``compile``: torch.compile (torch backend only). ``channels_last``: NHWC weights and activations
-    (torch backend only; faster convolutions on CPU oneDNN and CUDA tensor cores, same results to
-    rounding).
+    ``cuda_usable``: whether this backend can run on a GPU here (default: torch sees one);
+    ``cuda_missing``: why not, when it is False although torch sees one (said in the error). A device
+    that is not there, or not a device name, raises BackendError.
     """
+    cuda_ok = torch.cuda.is_available() if cuda_usable is None else cuda_usable
+    if device is None:
+        return torch.device("cuda", 0) if cuda_ok else torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise BackendError(f"device {device!r} is not a device name; use 'cpu' or 'cuda:N'") from exc
+    if dev.type == "cpu":
+        return dev
+    if dev.type != "cuda":
+        raise BackendError(f"device {device!r} is not supported; use 'cpu' or 'cuda:N'")
+    if not cuda_ok:
+        reason = cuda_missing or "CUDA is not available here"
+        raise BackendError(f"device {device!r} requested but {reason}; use device='cpu'")
+    index = dev.index or 0
+    if index >= torch.cuda.device_count():
+        raise BackendError(f"device {device!r} does not exist: {torch.cuda.device_count()} CUDA device(s) found")
+    return torch.device("cuda", index)
 
-    weights: str | None = None
-    device: str | None = None
-    precision: str | None = None
-    tile: int | None = None
-    tile_overlap: int | None = None
-    compile: bool = False
-    channels_last: bool = True
+
+def resolve_precision(precision: str | None, device: torch.device) -> str:
+    """``precision``, or for None the default: fp16 on a GPU (for every clip, so a half-float clip runs
+    in fp16 there), fp32 on the CPU (half precision is slow or missing in CPU kernels)."""
+    if precision is None:
+        return "fp16" if device.type == "cuda" else "fp32"
+    if precision not in DTYPES:
+        raise BackendError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return precision
 
 
 class StageRunner(ABC):

@@ -5,39 +5,10 @@ import torch
 
 from vsarvo.weights import load_model
 
-from .base import BackendError, RunnerOptions, StageRunner
+from .base import DTYPES, StageRunner, resolve_device, resolve_precision
+from .options import Backend
 
-__all__ = ["TorchRunner", "resolve_device", "resolve_precision", "DTYPES"]
-
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-def resolve_device(device: str | None) -> torch.device:
-    """"cpu", "cuda", "cuda:N" or None (CUDA when present, else CPU); a missing device raises BackendError."""
-    if device is None:
-        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
-        raise BackendError(f"device {device!r} is not a device name; use 'cpu' or 'cuda:N'") from exc
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise BackendError(f"device {device!r} requested but CUDA is not available here; use device='cpu'")
-        index = dev.index or 0
-        if index >= torch.cuda.device_count():
-            raise BackendError(f"device {device!r} does not exist: {torch.cuda.device_count()} CUDA device(s) found")
-        return torch.device("cuda", index)
-    if dev.type != "cpu":
-        raise BackendError(f"device {device!r} is not supported; use 'cpu' or 'cuda:N'")
-    return dev
-
-
-def resolve_precision(precision: str | None, device: torch.device) -> str:
-    if precision is None:
-        return "fp16" if device.type == "cuda" else "fp32"
-    if precision not in DTYPES:
-        raise BackendError(f"precision must be one of {sorted(DTYPES)}, got {precision!r}")
-    return precision
+__all__ = ["TorchRunner"]
 
 
 class TorchRunner(StageRunner):
@@ -45,13 +16,15 @@ class TorchRunner(StageRunner):
 
     name = "torch"
 
-    def __init__(self, options: RunnerOptions) -> None:
+    def __init__(self, options: Backend.Torch, *, weights: str | None = None, tile: int | None = None,
+                 tile_overlap: int | None = None) -> None:
         self.options = options
+        self.tile, self.tile_overlap = tile, tile_overlap
         dev = resolve_device(options.device)
         self.device = str(dev)
         self.precision = resolve_precision(options.precision, dev)
         self.dtype = DTYPES[self.precision]
-        model = load_model(options.weights)
+        model = load_model(weights)
         self.stages = model.config.stages
         self.config = model.config
         self.stage = model.stage.to(device=dev, dtype=self.dtype).eval()
@@ -68,5 +41,5 @@ class TorchRunner(StageRunner):
     def run(self, prev: torch.Tensor, ref: torch.Tensor, nxt: torch.Tensor) -> torch.Tensor:
         args = [x.to(self._dev, self.dtype, non_blocking=True).contiguous(memory_format=self._memory_format)
                 for x in (prev, ref, nxt)]
-        out = self._forward(*args, tile=self.options.tile, tile_overlap=self.options.tile_overlap)
+        out = self._forward(*args, tile=self.tile, tile_overlap=self.tile_overlap)
         return out.clamp_(0, 1).float().cpu().contiguous()

@@ -1,14 +1,15 @@
 """TensorRT backend: the stage ONNX built into a strongly typed engine per frame size, run on CUDA tensors."""
 from __future__ import annotations
 
-import threading
+from pathlib import Path
 
 import torch
 
 from vsarvo.weights import load_model
 
-from .base import BackendError, RunnerOptions, StageRunner
-from .torch_backend import resolve_device, resolve_precision
+from .base import BackendError, StageRunner, resolve_device, resolve_precision
+from .options import Backend
+from .stage_artifacts import StageArtifacts
 
 __all__ = ["TrtRunner"]
 
@@ -17,14 +18,16 @@ class TrtRunner(StageRunner):
     """Runs the stage as a TensorRT engine on an NVIDIA GPU.
 
     On the first frame of a size it exports (or takes from the cache) the stage ONNX at the chosen
-    precision, builds (or takes from the cache) its engine for exactly that size, and keeps a runner
-    for it; later frames of that size reuse them. Engine building takes a while once per size, GPU and
-    TensorRT version; the engine cache makes every later run start at once.
+    precision, builds (or takes from the cache) its engine for exactly that size with the options'
+    workspace limit and optimisation level, and keeps a runner for it; later frames of that size
+    reuse them. Engine building takes a while once per size, GPU and TensorRT version; the engine
+    cache makes every later run start at once.
     """
 
     name = "trt"
 
-    def __init__(self, options: RunnerOptions) -> None:
+    def __init__(self, options: Backend.TRT, *, weights: str | None = None, tile: int | None = None,
+                 tile_overlap: int | None = None) -> None:
         from vsarvo.export.tensorrt_engine import TensorRTUnavailable, import_tensorrt
 
         self.options = options
@@ -38,40 +41,35 @@ class TrtRunner(StageRunner):
         self._dev = dev
         self.device = str(dev)
         self.precision = resolve_precision(options.precision, dev)
-        self.model = load_model(options.weights)
+        self.model = load_model(weights)
         self.config = self.model.config
         self.stages = self.config.stages
-        self._runners: dict[tuple[int, int], object] = {}
-        self._lock = threading.Lock()
+        self._runners = StageArtifacts(
+            self.model, precision=self.precision, tile=tile, tile_overlap=tile_overlap,
+            cache_dir=options.cache_dir, make=self._engine_runner,
+        )
 
-    def _runner(self, height: int, width: int):  # noqa: ANN202 - EngineRunner
+    def _engine_runner(self, onnx_path: Path, height: int, width: int):  # noqa: ANN202 - EngineRunner
         from vsarvo.export.graphs import graph_spec
-        from vsarvo.export.onnx_export import cached_onnx
         from vsarvo.export.tensorrt_engine import ShapeRange, TensorRTUnavailable, cached_engine
         from vsarvo.export.tensorrt_runner import EngineRunner
 
-        key = (height, width)
-        with self._lock:
-            if key not in self._runners:
-                spec = graph_spec(self.model, "stage", height=height, width=width)
-                onnx_path = cached_onnx(
-                    self.model, "stage", height=height, width=width, precision=self.precision,
-                    tile=self.options.tile, tile_overlap=self.options.tile_overlap,
+        spec = graph_spec(self.model, "stage", height=height, width=width)
+        try:
+            with torch.cuda.device(self._dev):
+                engine = cached_engine(
+                    onnx_path, shapes={n: ShapeRange.fixed(s) for n, s in spec.inputs.items()},
+                    precision=self.precision, device=self._dev.index or 0,
+                    workspace=self.options.workspace_bytes, optimization_level=self.options.optimization_level,
+                    folder=self._runners.root,
                 )
-                try:
-                    with torch.cuda.device(self._dev):
-                        engine = cached_engine(
-                            onnx_path, shapes={n: ShapeRange.fixed(s) for n, s in spec.inputs.items()},
-                            precision=self.precision, device=self._dev.index or 0,
-                        )
-                        self._runners[key] = EngineRunner(engine, device=self._dev)
-                except TensorRTUnavailable as exc:
-                    raise BackendError(str(exc)) from exc
-            return self._runners[key]
+                return EngineRunner(engine, device=self._dev)
+        except TensorRTUnavailable as exc:
+            raise BackendError(str(exc)) from exc
 
     def run(self, prev: torch.Tensor, ref: torch.Tensor, nxt: torch.Tensor) -> torch.Tensor:
         height, width = ref.shape[-2:]
-        runner = self._runner(int(height), int(width))
+        runner = self._runners.get(int(height), int(width))
         with torch.cuda.device(self._dev):
             (out,) = runner(prev, ref, nxt)
             return out.clamp_(0, 1).float().cpu()
