@@ -2,7 +2,8 @@
 # A batch remaster job: every video under SRC (folders searched recursively) deblurred into OUT,
 # with its audio, subtitles, chapters and metadata. Safe to run again: finished files are skipped,
 # files whose settings changed are redone, failed files are tried again, and an interrupted run
-# never leaves a half-written file under a final name.
+# never leaves a half-written file under a final name. While it runs, OUT is locked: a second job
+# on the same folder is refused; the lock of a job that was killed outright is taken over.
 #
 #   examples/remaster_job.sh /archive/tapes /archive/remastered
 #   ENCODER=ffv1 DEVICES=0,1 examples/remaster_job.sh in/ out/   # lossless, one worker per GPU

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,10 +23,12 @@ import pytest
 from vsarvo.remaster.cli import BACKEND_CHOICES, parse_devices
 from vsarvo.remaster.encoder import Encoder, ffmpeg_command
 from vsarvo.remaster.framepipe import MatroskaWriter, read_header
-from vsarvo.remaster.manifest import JobLock, JobLockedError, Manifest, format_table, settings_hash
+from vsarvo.remaster.job import PARTIAL_MARK
+from vsarvo.remaster.lock import LOCK_NAME, JobLock, JobLockedError
+from vsarvo.remaster.manifest import Manifest, format_table, settings_hash
 from vsarvo.remaster.probe import SourceInfo
 from vsarvo.remaster.sources import find_sources
-from vsarvo.remaster.transcode import PARTIAL_MARK, is_variable_rate
+from vsarvo.remaster.transcode import is_variable_rate
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
 
@@ -283,6 +286,77 @@ def test_missing_source_is_a_clear_error(tmp_path, common):
     done = arvo("remaster", tmp_path / "nothing-here", "--out", tmp_path / "out", *common)
     assert done.returncode == 2
     assert "nothing-here does not exist" in done.stderr
+
+
+# --- the job lock ------------------------------------------------------------------------------------
+
+
+def dead_pid() -> int:
+    """The pid of a process that has ended (and been reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_job_with_a_failed_file_removes_its_lock(folder_job):
+    _, out, done = folder_job
+    assert done.returncode == 1
+    assert not (out / LOCK_NAME).exists()
+
+
+def test_job_that_cannot_start_after_locking_removes_its_lock(tmp_path, common):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "notes.txt").write_text("not a video")
+    out = tmp_path / "out"
+    done = arvo("remaster", tmp_path / "in", "--out", out, *common)
+    assert done.returncode == 2
+    assert "no video files" in done.stderr
+    assert list(out.iterdir()) == []
+
+
+def test_stale_lock_of_a_killed_job_is_taken_over_and_removed(tmp_path, common):
+    source = make_video(tmp_path / "in" / "clip.mkv", frames=10, audio=False)
+    out = tmp_path / "out"
+    out.mkdir()
+    pid = dead_pid()
+    (out / LOCK_NAME).write_text(json.dumps({"pid": pid, "host": socket.gethostname(), "started": "earlier"}))
+    done = arvo("remaster", source, "--out", out, *common)
+    assert done.returncode == 0, done.stderr
+    assert f"(pid {pid} on {socket.gethostname()}, started earlier) ended without removing its lock" in done.stderr
+    assert frame_count(out / "clip.mkv") == 10
+    assert not (out / LOCK_NAME).exists()
+
+
+def test_lock_of_a_running_job_refuses_a_second_job(tmp_path, common):
+    source = make_video(tmp_path / "in" / "clip.mkv", frames=10, audio=False)
+    out = tmp_path / "out"
+    out.mkdir()
+    with JobLock(out):
+        done = arvo("remaster", source, "--out", out, *common)
+        assert (out / LOCK_NAME).exists()
+    assert done.returncode == 2
+    assert f"another arvo job (pid {os.getpid()} on {socket.gethostname()}, started " in done.stderr
+    assert not (out / "clip.mkv").exists()
+    assert not (out / LOCK_NAME).exists()
+
+
+def test_sigint_stops_the_job_with_130_and_removes_its_lock(tmp_path, common):
+    source = make_video(tmp_path / "in" / "long.mkv", frames=24)
+    out = tmp_path / "out"
+    with open(tmp_path / "job.log", "w") as log:
+        job = subprocess.Popen([*CLI, "remaster", str(source), "--out", str(out), *common],
+                               stdout=log, stderr=log, start_new_session=True)
+        try:
+            wait_for(lambda: partials(out), 240, "a partial output")
+            assert (out / LOCK_NAME).exists()
+            job.send_signal(signal.SIGINT)
+            assert job.wait(timeout=60) == 128 + signal.SIGINT
+        finally:
+            if job.poll() is None:
+                os.killpg(job.pid, signal.SIGKILL)
+    assert not (out / LOCK_NAME).exists()
+    assert partials(out) == []
+    assert read_json(out / "arvo-summary.json")["interrupted"] is True
 
 
 # --- interruption ------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Write files so that no reader ever sees one half-written: a temporary name beside it, then a rename.
 
-Every file the project produces (weights, checkpoints, engines, manifests, reports, PNGs) goes through
-``atomic_path``: an interrupted write leaves the previous file, or none, never a truncated one.
+Every file the project produces (weights, checkpoints, engines, manifests, reports, PNGs, remastered
+videos) goes through ``atomic_path`` or ``commit``: an interrupted write leaves the previous file, or
+none, never a truncated one.
 """
 from __future__ import annotations
 
@@ -11,7 +12,40 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["atomic_path", "write_bytes_atomic", "write_text_atomic"]
+__all__ = ["atomic_path", "commit", "write_bytes_atomic", "write_text_atomic"]
+
+
+def _fsync_directory(folder: Path) -> None:
+    """Flush a folder's entries (a rename in it) to disk; a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse fsync on a folder; the rename is then as durable as they allow
+    finally:
+        os.close(fd)
+
+
+def commit(tmp: str | os.PathLike[str], final: str | os.PathLike[str], *, fsync: bool = True) -> Path:
+    """Rename the finished file ``tmp`` onto ``final`` (same folder) and return ``final``.
+
+    With ``fsync``, the file's data reaches the disk before the rename and the folder's entry after
+    it, so a crash or power cut right after cannot leave the final name over missing data.
+    """
+    tmp, final = Path(tmp), Path(final)
+    if fsync:
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    os.replace(tmp, final)
+    if fsync:
+        _fsync_directory(final.parent)
+    return final
 
 
 @contextlib.contextmanager
@@ -20,9 +54,9 @@ def atomic_path(path: str | os.PathLike[str], *, fsync: bool = False) -> Iterato
 
     The temporary name ends in ``path``'s own suffix (``.x.tmp.png``), so writers that pick the format
     from the extension (PIL, matplotlib) still do. The result gets the usual permissions (0666 less the
-    umask) rather than a temporary file's private ones; ``fsync`` flushes it to disk before the rename
-    (for manifests that must survive a power cut). On failure the temporary file is removed and
-    ``path`` is left as it was.
+    umask) rather than a temporary file's private ones; ``fsync`` makes the rename durable (see
+    ``commit``; for manifests that must survive a power cut). On failure the temporary file is removed
+    and ``path`` is left as it was.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -34,10 +68,7 @@ def atomic_path(path: str | os.PathLike[str], *, fsync: bool = False) -> Iterato
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
-        if fsync:
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        commit(tmp, path, fsync=fsync)
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -14,17 +14,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
-import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING
 
+from vsarvo.remaster.driver import EXIT_FAILED, run_job
 from vsarvo.remaster.encoder import CONTAINERS, ENCODERS, Encoder
-from vsarvo.remaster.manifest import LOG_DIR, JobLock, JobLockedError, Manifest, format_table, settings_hash, write_summary
+from vsarvo.remaster.interrupts import Interrupts, JobInterrupted
+from vsarvo.remaster.job import Cancellation, DeblurOptions, FileTask, UsageError
+from vsarvo.remaster.lock import JobLock, JobLockedError, describe_holder
+from vsarvo.remaster.manifest import Manifest
+from vsarvo.remaster.planner import plan_job
 from vsarvo.remaster.progress import JobProgress
-from vsarvo.remaster.sources import find_sources
-from vsarvo.remaster.transcode import PARTIAL_MARK, Cancellation, DeblurOptions, FileResult, FileTask, transcode_file
+from vsarvo.remaster.transcode import transcode_file
 
 if TYPE_CHECKING:
     from vsarvo.remaster.pools import LocalPool, RayPool
@@ -34,12 +36,8 @@ __all__ = ["add_parser", "run_deblur", "run_remaster", "parse_devices", "BACKEND
 # vsarvo.backends.BACKENDS, spelled out: importing that package loads torch, which the CLI avoids
 # (tests/test_remaster.py checks that the two agree).
 BACKEND_CHOICES = ("auto", "torch", "ort", "trt")
-# Exit codes: 1 = some file failed; 2 = the job could not start (bad arguments, unwritable output).
-EXIT_FAILED, EXIT_USAGE = 1, 2
-
-
-class UsageError(Exception):
-    """The job cannot start; the message says why and what to do."""
+# Exit code when the job cannot start (bad arguments, unwritable output); EXIT_FAILED (1): some file failed.
+EXIT_USAGE = 2
 
 
 # --- command line --------------------------------------------------------------------------------
@@ -137,55 +135,9 @@ def _encoder(args: argparse.Namespace, container: str) -> Encoder:
     )
 
 
-def _weights_digest(weights: str | None) -> str:
-    """SHA-256 of the weight file the filter will load (the shipped one when ``weights`` is None).
-
-    Raises:
-        UsageError: the file is missing.
-    """
-    if weights is None:
-        from vsarvo.weights import default_weights_path  # loads torch: only when no --weights is given
-
-        path = default_weights_path()
-    else:
-        path = Path(weights)
-    if not path.is_file():
-        raise UsageError(f"weights not found: {path}; pass --weights <file.safetensors written by 'arvo train'>")
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _error(command: str, message: str) -> int:
     print(f"arvo {command}: {message}", file=sys.stderr)
     return EXIT_USAGE
-
-
-class _Signals:
-    """SIGINT/SIGTERM set a flag (the driver's loop then cancels the running files) instead of
-    killing the driver mid-write; the previous handlers come back on exit."""
-
-    def __init__(self, on_signal: Callable[[], None] | None = None) -> None:
-        self.received: int | None = None
-        self._on_signal = on_signal
-        self._previous: dict[int, Any] = {}
-
-    def _handle(self, signum: int, frame: object) -> None:
-        if self.received is None:
-            self.received = signum
-            if self._on_signal is not None:
-                self._on_signal()
-
-    def __enter__(self) -> "_Signals":
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
 
 
 # --- arvo deblur ---------------------------------------------------------------------------------
@@ -215,7 +167,7 @@ def run_deblur(args: argparse.Namespace) -> int:
                     log=str(output) + ".arvo.log")
     progress = JobProgress(files=1, quiet=args.quiet)
     cancel = Cancellation()
-    with _Signals(cancel.cancel) as signals:
+    with Interrupts() as signals, signals.deferred(cancel.cancel):
         progress.started(task.key)
         result = transcode_file(task, cancel=cancel, progress=lambda f, t: progress.advanced(task.key, f, t))
         progress.finished(task.key, result.status, frames=result.frames, seconds=result.seconds,
@@ -229,46 +181,6 @@ def run_deblur(args: argparse.Namespace) -> int:
 
 
 # --- arvo remaster -------------------------------------------------------------------------------
-
-
-def _plan(args: argparse.Namespace, out: Path, encoder: Encoder, deblur: DeblurOptions) -> list[tuple[FileTask, str, dict]]:
-    """The job's files as (task, settings hash, settings), in source order.
-
-    Raises:
-        UsageError: no sources, a source that would be overwritten, or two sources with one output.
-    """
-    try:
-        sources = find_sources(args.sources, exclude=out)
-    except (ValueError, OSError) as exc:
-        raise UsageError(str(exc)) from exc
-    if not sources:
-        raise UsageError(f"no video files in {' '.join(args.sources)}")
-    digest = _weights_digest(deblur.weights)
-    planned = []
-    owners: dict[Path, Path] = {}
-    for source in sources:
-        output = out / source.relative.with_suffix(encoder.extension)
-        if output in owners:
-            raise UsageError(
-                f"{source.path} and {owners[output]} would both be written to {output}; "
-                "remaster them into different --out folders"
-            )
-        if output.resolve() == source.path:
-            raise UsageError(f"{source.path} would be overwritten by its own output; choose another --out")
-        owners[output] = source.path
-        stat = source.path.stat()
-        key = output.relative_to(out).as_posix()
-        settings = {
-            "source": {"path": str(source.path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns},
-            "deblur": deblur.settings(digest),
-            "encode": encoder.settings(),
-        }
-        task = FileTask(
-            key=key, source=str(source.path), output=str(output), deblur=deblur, encoder=encoder,
-            log=str(out / LOG_DIR / f"{key}.log"),
-        )
-        planned.append((task, settings_hash(settings), settings))
-    return planned
 
 
 def _make_pool(args: argparse.Namespace) -> LocalPool | RayPool:
@@ -290,13 +202,6 @@ def _make_pool(args: argparse.Namespace) -> LocalPool | RayPool:
     return LocalPool([devices[i % len(devices)] if devices else None for i in range(workers)])
 
 
-def _remove_partials(out: Path) -> None:
-    """Delete partial outputs that an interrupted run left (only the lock holder may)."""
-    for partial in out.rglob(f".*{PARTIAL_MARK}.*"):
-        if partial.is_file():
-            partial.unlink(missing_ok=True)
-
-
 def run_remaster(args: argparse.Namespace) -> int:
     """Run a batch job. Exit code 0 when every file is done or skipped, 1 if any failed, 2 when the
     job cannot start, 128 + signal number when interrupted."""
@@ -311,10 +216,21 @@ def run_remaster(args: argparse.Namespace) -> int:
         parse_devices(args.devices)
     except ValueError as exc:
         return _error("remaster", str(exc))
+    with Interrupts() as interrupts:
+        try:
+            return _lock_and_run(args, out, encoder, deblur, interrupts)
+        except JobInterrupted as exc:
+            return 128 + exc.signum
+
+
+def _lock_and_run(
+    args: argparse.Namespace, out: Path, encoder: Encoder, deblur: DeblurOptions, interrupts: Interrupts,
+) -> int:
+    """Lock the output folder, run the job in it, and remove the lock however the job ends."""
     hold = contextlib.ExitStack()
     try:
         out.mkdir(parents=True, exist_ok=True)
-        hold.enter_context(JobLock(out))
+        lock = hold.enter_context(JobLock(out))
     except JobLockedError as exc:
         return _error("remaster", str(exc))
     except OSError as exc:
@@ -325,126 +241,24 @@ def run_remaster(args: argparse.Namespace) -> int:
         )
     with hold:
         try:
-            return _run_job(args, out, encoder, deblur)
+            return _run_locked(args, lock, encoder, deblur, interrupts)
         except UsageError as exc:
             return _error("remaster", str(exc))
 
 
-def _row(task: FileTask, status: str, **fields: Any) -> dict[str, Any]:
-    return {"key": task.key, "source": task.source, "output": task.output, "status": status, **fields}
-
-
-def _run_job(args: argparse.Namespace, out: Path, encoder: Encoder, deblur: DeblurOptions) -> int:
+def _run_locked(
+    args: argparse.Namespace, lock: JobLock, encoder: Encoder, deblur: DeblurOptions, interrupts: Interrupts,
+) -> int:
+    """The job, once its output folder is locked: open the manifest, plan, run."""
+    out = lock.path.parent
+    if lock.stale is not None and not args.quiet:
+        holder = describe_holder(lock.stale)
+        print(f"arvo: the job that last wrote to {out}{f' ({holder})' if holder else ''} ended without "
+              "removing its lock; taking the folder over", file=sys.stderr)
     try:
         manifest = Manifest(out)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    planned = _plan(args, out, encoder, deblur)
-    _remove_partials(out)
-    rows: dict[str, dict[str, Any]] = {}
-    todo = []
-    for task, digest, settings in planned:
-        if not args.force and manifest.is_finished(task.key, digest, Path(task.output)):
-            entry = manifest.files[task.key]
-            rows[task.key] = _row(task, "skipped", frames=entry.get("frames", 0), seconds=entry.get("seconds"))
-        else:
-            todo.append((task, digest, settings))
-            rows[task.key] = _row(task, "interrupted", frames=0, seconds=None, reason="not started")
-    if not args.quiet and len(todo) < len(planned):
-        print(f"arvo: {len(planned) - len(todo)} of {len(planned)} files already done with these settings; "
-              "skipping them", file=sys.stderr)
-    interrupted_by = None
-    if todo:
-        progress = JobProgress(files=len(todo), quiet=args.quiet)
-        pool = _make_pool(args)
-        try:
-            interrupted_by = _Driver(pool, todo, manifest, rows, progress, retries=args.retries).run()
-        finally:
-            pool.close()
-            progress.close()
-    ordered = [rows[task.key] for task, _, _ in planned]
-    summary = write_summary(out, ordered, interrupted=interrupted_by is not None)
-    failed = [row for row in ordered if row["status"] == "failed"]
-    if not args.quiet:
-        print(format_table(ordered), file=sys.stderr)
-        print(f"arvo: summary in {summary}", file=sys.stderr)
-    else:
-        for row in failed:
-            print(f"arvo remaster: {row['key']}: {row['reason']}", file=sys.stderr)
-    if interrupted_by is not None:
-        return 128 + interrupted_by
-    return EXIT_FAILED if failed else 0
-
-
-class _Driver:
-    """Submits a job's files to a pool and turns the pool's events into manifest entries, summary
-    rows, retries and progress. Runs in the driver's main thread, the only writer of the manifest."""
-
-    def __init__(self, pool: LocalPool | RayPool, todo: list[tuple[FileTask, str, dict[str, Any]]], manifest: Manifest,
-                 rows: dict[str, dict[str, Any]], progress: JobProgress, *, retries: int) -> None:
-        self.pool, self.manifest, self.rows, self.progress, self.retries = pool, manifest, rows, progress, retries
-        self.plans = {task.key: (task, digest, settings) for task, digest, settings in todo}
-        self.attempts = dict.fromkeys(self.plans, 0)
-        self.active: set[str] = set()
-        self.started: set[str] = set()
-        self.signals = _Signals()
-        self.cancelled = False
-
-    def submit(self, key: str) -> None:
-        self.attempts[key] += 1
-        self.active.add(key)
-        self.pool.submit(self.plans[key][0])
-
-    def run(self) -> int | None:
-        """Run until every file has finished; returns the signal that interrupted the job, if one did."""
-        for key in self.plans:
-            self.submit(key)
-        with self.signals:
-            while self.active:
-                if self.signals.received is not None and not self.cancelled:
-                    self.cancelled = True
-                    self.pool.cancel()
-                for event in self.pool.events(timeout=0.5):
-                    self.handle(event)
-                self.progress.draw()
-        return self.signals.received
-
-    def handle(self, event: tuple[Any, ...]) -> None:
-        kind = event[0]
-        if kind == "finished":
-            self.finished(event[1])
-            return
-        key = event[1]
-        if key not in self.active:
-            return  # a late report from a file that has already finished
-        if kind == "started":
-            task, digest, settings = self.plans[key]
-            self.started.add(key)
-            self.manifest.record(key, source=task.source, output=task.output, status="running", settings_hash=digest,
-                                 settings=settings, attempts=self.attempts[key], reason=None)
-            self.progress.started(key, event[2])
-        elif kind == "progress":
-            self.progress.advanced(key, event[2], event[3])
-
-    def finished(self, result: FileResult) -> None:
-        key = result.key
-        self.active.discard(key)
-        if result.status == "failed" and self.signals.received is not None:
-            # Ctrl-C reaches vspipe and ffmpeg too (one process group): their failure is the signal's.
-            result.status, result.reason = "interrupted", "interrupted"
-        if result.status == "failed" and self.attempts[key] <= self.retries:
-            self.progress.finished(key, result.status, reason=result.reason, retry=True)
-            self.submit(key)
-            return
-        task, digest, settings = self.plans[key]
-        self.rows[key].update(status=result.status, frames=result.frames, seconds=result.seconds,
-                              reason=result.reason, attempts=self.attempts[key], log=result.log, vfr=result.vfr)
-        if key in self.started:
-            # A file interrupted before it started keeps whatever an earlier run recorded.
-            self.manifest.record(
-                key, source=task.source, output=task.output, status=result.status, settings_hash=digest,
-                settings=settings, frames=result.frames, seconds=round(result.seconds, 3), reason=result.reason,
-                log=result.log, attempts=self.attempts[key], vfr=result.vfr,
-            )
-        self.progress.finished(key, result.status, frames=result.frames, seconds=result.seconds,
-                               reason=result.reason, log=result.log)
+    planned = plan_job(args.sources, out, encoder, deblur)
+    return run_job(planned, manifest, make_pool=lambda: _make_pool(args), interrupts=interrupts,
+                   force=args.force, retries=args.retries, quiet=args.quiet)

@@ -1,6 +1,6 @@
 """The job's record in its output folder: the manifest (per-file settings hash and status, so a
-re-run skips finished files and redoes changed ones), the final summary, and the lock that keeps two
-jobs from writing one folder.
+re-run skips finished files and redoes changed ones) and the final summary (with its table for a
+terminal). The lock that keeps two jobs from writing one folder is vsarvo.remaster.lock.
 
 Only the job's driver process writes these files, from one thread at a time; workers (threads or
 Ray tasks) report results to the driver. Every write goes to a temporary name and is renamed over
@@ -9,33 +9,27 @@ the old file, so a crash at any moment leaves the previous complete version.
 from __future__ import annotations
 
 import datetime as _dt
-import fcntl
 import hashlib
 import json
 import threading
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from vsarvo.atomic import write_text_atomic
 from vsarvo.remaster.progress import format_duration
 
 __all__ = [
-    "MANIFEST_NAME", "SUMMARY_NAME", "LOG_DIR", "JobLock", "JobLockedError", "Manifest", "settings_hash",
+    "MANIFEST_NAME", "SUMMARY_NAME", "LOG_DIR", "Manifest", "settings_hash",
     "write_summary", "format_table", "STATUSES",
 ]
 
 MANIFEST_NAME = "arvo-job.json"
 SUMMARY_NAME = "arvo-summary.json"
 LOG_DIR = "arvo-logs"
-_LOCK_NAME = ".arvo-job.lock"
 _VERSION = 1
 # What a file can end as in a summary: done now, done before with the same settings (skipped),
 # failed, or stopped by a signal (interrupted).
 STATUSES = ("done", "skipped", "failed", "interrupted")
-
-
-class JobLockedError(RuntimeError):
-    """Another job holds the output folder."""
 
 
 def settings_hash(settings: dict[str, Any]) -> str:
@@ -49,37 +43,6 @@ def _now() -> str:
 
 def _write_json(path: Path, data: Any) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n", fsync=True)
-
-
-class JobLock:
-    """An exclusive lock on an output folder for the lifetime of a job (``with JobLock(out): ...``).
-
-    The lock is an ``flock`` on a hidden file in the folder, so it ends with the process, however
-    the process ends: a killed job never leaves the folder locked.
-
-    Raises (on enter):
-        JobLockedError: another running job holds the folder.
-        OSError: the folder cannot be written.
-    """
-
-    def __init__(self, folder: Path) -> None:
-        self._path = folder / _LOCK_NAME
-        self._fh: TextIO | None = None
-
-    def __enter__(self) -> "JobLock":
-        fh = open(self._path, "a")
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.close()
-            raise JobLockedError(f"another arvo job is writing to {self._path.parent}; wait for it to end") from None
-        self._fh = fh
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
 
 
 class Manifest:

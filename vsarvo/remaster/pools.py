@@ -20,7 +20,8 @@ import threading
 import time
 from typing import Any
 
-from vsarvo.remaster.transcode import Cancellation, FileResult, FileTask, transcode_file
+from vsarvo.remaster.job import Cancellation, FileResult, FileTask
+from vsarvo.remaster.transcode import transcode_file
 
 __all__ = ["LocalPool", "RayPool", "Event"]
 

@@ -8,10 +8,12 @@ The process chain for one file::
                                            stamps each one                      chapters, metadata
                                                                                 from the source
 
-The relay counts frames (progress) and re-wraps them with a timestamp each (see vsarvo.remaster.framepipe):
-the source's own times for a variable frame rate, the exact rate's grid otherwise. The .vpy is a fixed script written to a temporary folder; the
-source path and the filter's options reach it as ``vspipe -a`` values, never pasted into code, and
-every process gets an argument list, never a shell string.
+The relay counts frames (progress) and re-wraps them with a timestamp each (see
+vsarvo.remaster.framepipe): the source's own times for a variable frame rate, the exact rate's grid
+otherwise. The .vpy is a fixed script written to a temporary folder; the source path and the
+filter's options reach it as ``vspipe -a`` values, never pasted into code, and every process gets an
+argument list, never a shell string. The finished file is checked (every frame there) and committed
+to its final name through vsarvo.atomic.
 
 This module runs inside Ray workers too, so it takes and returns plain dataclasses and never
 prints: what it has to say is in the returned FileResult and the log file.
@@ -26,25 +28,19 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import Any, BinaryIO, Callable
 
-from vsarvo.remaster.encoder import Encoder, ffmpeg_command
+from vsarvo.atomic import commit
+from vsarvo.remaster.encoder import ffmpeg_command
 from vsarvo.remaster.framepipe import MatroskaWriter, TIMESTAMP_SCALE_NS, Y4MError, Y4MHeader, read_frame, read_header
-from vsarvo.remaster.probe import ProbeError, probe
+from vsarvo.remaster.job import PARTIAL_MARK, Cancellation, FileResult, FileTask, kill_process
+from vsarvo.remaster.probe import ProbeError, SourceInfo, probe
 
-__all__ = [
-    "DeblurOptions", "FileTask", "FileResult", "Cancellation", "transcode_file", "partial_path",
-    "PARTIAL_MARK", "find_tool",
-]
-
-# Partial outputs are hidden files named ".<name>.<random>.arvo-partial.<ext>" beside the final file:
-# a re-run recognises (and removes) them by this mark, and their extension still names the muxer.
-PARTIAL_MARK = ".arvo-partial"
+__all__ = ["transcode_file", "partial_path", "find_tool", "read_timecodes", "is_variable_rate"]
 
 _FFMPEG_STOPPED = "ffmpeg stopped reading"
 
@@ -82,111 +78,6 @@ with open(pipe_info + ".tmp", "w") as fh:
 os.replace(pipe_info + ".tmp", pipe_info)
 clip.set_output()
 '''
-
-
-@dataclass(frozen=True, kw_only=True)
-class DeblurOptions:
-    """The arguments for ``core.arvo.Deblur`` (see vsarvo.filter.Deblur); None leaves the filter's default."""
-
-    weights: str | None = None
-    backend: str = "auto"
-    device: str | None = None
-    precision: str | None = None
-    tile: int | None = None
-    tile_overlap: int | None = None
-    stages: int | None = None
-    scene_change: bool = True
-    sc_threshold: float | None = None
-    streams: int = 1
-
-    def filter_kwargs(self, *, device: str | None = None) -> dict[str, object]:
-        """Keyword arguments for Deblur; ``device`` (a worker's GPU) replaces the options' device."""
-        values = asdict(self)
-        if device is not None:
-            values["device"] = device
-        return {key: value for key, value in values.items() if value is not None}
-
-    def settings(self, weights_digest: str) -> dict[str, object]:
-        """What changes the deblurred pixels, for the job's settings hash: the weights by content,
-        not path. Device, tiling (exact by construction) and streams only change speed, so a job
-        re-run on other hardware does not redo finished files."""
-        return {
-            "weights_sha256": weights_digest,
-            "backend": self.backend,
-            "precision": self.precision,
-            "stages": self.stages,
-            "scene_change": self.scene_change,
-            "sc_threshold": self.sc_threshold,
-        }
-
-
-@dataclass(frozen=True, kw_only=True)
-class FileTask:
-    """One file to deblur: ``source`` → ``output`` (absolute paths); ``key`` names it in the job;
-    ``log``, if set, receives the tools' messages when the file fails."""
-
-    key: str
-    source: str
-    output: str
-    deblur: DeblurOptions
-    encoder: Encoder
-    log: str | None = None
-
-
-@dataclass(kw_only=True)
-class FileResult:
-    """What became of one FileTask.
-
-    Attributes:
-        status: "done" (the output is complete under its final name), "failed" or "interrupted".
-        frames: frames written (done) or relayed before the failure.
-        seconds: wall time spent on the file.
-        reason: why it failed, one line; the log has the rest.
-        vfr: the output carries per-frame timestamps (variable frame rate).
-    """
-
-    key: str
-    status: str
-    frames: int = 0
-    seconds: float = 0.0
-    reason: str | None = None
-    log: str | None = None
-    vfr: bool = False
-    attempts: int = 1
-
-    def as_dict(self) -> dict[str, object]:
-        return asdict(self)
-
-
-class Cancellation:
-    """Lets another thread stop running files: ``cancel()`` kills every process registered here,
-    which ends the relay; those files come back "interrupted".
-
-    ``cancel()`` may run in a signal handler, interrupting the same thread inside ``register()``:
-    the lock is re-entrant so that cannot deadlock."""
-
-    def __init__(self) -> None:
-        self._lock = threading.RLock()
-        self._processes: set[subprocess.Popen[bytes]] = set()
-        self.cancelled = False
-
-    def register(self, process: subprocess.Popen[bytes]) -> None:
-        with self._lock:
-            self._processes.add(process)
-            cancelled = self.cancelled
-        if cancelled:
-            _kill(process)
-
-    def unregister(self, process: subprocess.Popen[bytes]) -> None:
-        with self._lock:
-            self._processes.discard(process)
-
-    def cancel(self) -> None:
-        with self._lock:
-            self.cancelled = True
-            processes = list(self._processes)
-        for process in processes:
-            _kill(process)
 
 
 class _Failed(Exception):
@@ -229,14 +120,6 @@ def partial_path(output: Path) -> Path:
         candidate = output.with_name(f".{output.stem}.{secrets.token_hex(4)}{PARTIAL_MARK}{output.suffix}")
         if not candidate.exists():
             return candidate
-
-
-def _kill(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        try:
-            process.kill()
-        except ProcessLookupError:
-            pass
 
 
 def _tail_reason(log: Path, tool: str) -> str:
@@ -287,11 +170,35 @@ def _count_video_packets(path: Path, ffprobe: str) -> int:
 
 @dataclass
 class _Run:
-    """The processes and files of one transcode, for cleanup whatever happens."""
+    """One transcode: its task, its temporary folder and the processes and files to clean up
+    whatever happens; ``frames`` and ``vfr`` are what the relay found."""
 
+    task: FileTask
     tmp: Path
+    cancel: Cancellation | None
     partial: Path | None = None
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    frames: int = 0
+    vfr: bool = False
+
+    @property
+    def logs(self) -> dict[str, Path]:
+        """Each tool's stderr, in the temporary folder."""
+        return {"vspipe": self.tmp / "vspipe.log", "ffmpeg": self.tmp / "ffmpeg.log"}
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel is not None and self.cancel.cancelled
+
+
+@dataclass(frozen=True)
+class _Exits:
+    """How the two processes of one file ended, and what the relay between them saw."""
+
+    vspipe: int
+    ffmpeg: int
+    relay_error: str | None
+    expected_frames: int | None
 
 
 def _grid_times(fps: Fraction) -> Callable[[int], int]:
@@ -310,26 +217,6 @@ def _source_times(times_ms: list[float]) -> Callable[[int], int]:
         return round((times_ms[i] - times_ms[0]) * scale)
 
     return timestamp
-
-
-def _relay(
-    vspipe_out: BinaryIO, ffmpeg_in: BinaryIO, header: Y4MHeader, *, timestamp: Callable[[int], int],
-    rgb: bool, progress: Callable[[int, int | None], None] | None,
-) -> int:
-    """Move frames from vspipe's y4m to ffmpeg's Matroska until vspipe's stream ends, frame i at
-    ``timestamp(i)`` (TIMESTAMP_SCALE_NS units); returns the frames moved."""
-    view = memoryview(bytearray(header.frame_size))
-    writer = MatroskaWriter(
-        ffmpeg_in, width=header.width, height=header.height, fourcc=header.fourcc(rgb=rgb),
-        frame_size=header.frame_size,
-    )
-    frames = 0
-    while read_frame(vspipe_out, header, view) is not None:
-        writer.write(timestamp(frames), view)
-        frames += 1
-        if progress is not None:
-            progress(frames, header.frames)
-    return frames
 
 
 def transcode_file(
@@ -353,137 +240,182 @@ def transcode_file(
         raises (KeyboardInterrupt, a cancelled Ray task).
     """
     started = time.monotonic()
-    output = Path(task.output)
-    run = _Run(tmp=Path(tempfile.mkdtemp(prefix="arvo-remaster-")))
-    frames = 0
-    vfr = False
-    logs = {"vspipe": run.tmp / "vspipe.log", "ffmpeg": run.tmp / "ffmpeg.log"}
-
-    def finish(status: str, reason: str | None = None) -> FileResult:
-        log = _keep_log(task, logs, reason) if status != "done" else None
-        return FileResult(
-            key=task.key, status=status, frames=frames, seconds=time.monotonic() - started,
-            reason=reason, log=log, vfr=vfr,
-        )
-
+    run = _Run(task=task, tmp=Path(tempfile.mkdtemp(prefix="arvo-remaster-")), cancel=cancel)
     try:
-        info = probe(task.source)
+        status, reason = _transcode(run, device, progress)
+        log = _keep_log(run, reason) if status != "done" else None
+        return FileResult(
+            key=task.key, status=status, frames=run.frames, seconds=time.monotonic() - started,
+            reason=reason, log=log, vfr=run.vfr,
+        )
+    finally:
+        _clean_up(run)
+
+
+def _transcode(run: _Run, device: str | None, progress: Callable[[int, int | None], None] | None) -> tuple[str, str | None]:
+    """Run the file's steps; returns its status ("done", "failed", "interrupted") and the reason."""
+    output = Path(run.task.output)
+    try:
+        info = probe(run.task.source)
         output.parent.mkdir(parents=True, exist_ok=True)
         run.partial = partial_path(output)
-        script = run.tmp / "remaster.vpy"
-        script.write_text(REMASTER_VPY)
-        timecodes = run.tmp / "timecodes.txt"
-        pipe_info = run.tmp / "pipe.json"
-        vspipe_cmd = [
-            find_tool("vspipe"), "-c", "y4m",
-            "-a", f"source={task.source}",
-            "-a", f"deblur={json.dumps(task.deblur.filter_kwargs(device=device))}",
-            "-a", f"timecodes={timecodes}",
-            "-a", f"pipe_info={pipe_info}",
-            str(script), "-",
-        ]
-        with open(logs["vspipe"], "wb") as vspipe_log, open(logs["ffmpeg"], "wb") as ffmpeg_log:
-            vspipe = _start(run, cancel, vspipe_cmd, stdout=subprocess.PIPE, stderr=vspipe_log)
-            try:
-                header = read_header(vspipe.stdout)
-            except Y4MError as exc:
-                raise _Failed(f"vspipe: {exc}") from None
-            if header is None:
-                vspipe.wait()
-                raise _Failed(_tail_reason(logs["vspipe"], "vspipe"))
-            rgb = json.loads(pipe_info.read_text()).get("rgb", False) if pipe_info.exists() else False
-            times_ms = read_timecodes(timecodes) if timecodes.exists() else []
-            vfr = is_variable_rate(times_ms, header.fps)
-            timestamp = _source_times(times_ms) if vfr else _grid_times(header.fps)
-            command = ffmpeg_command(
-                source=task.source, output=run.partial, encoder=task.encoder, info=info,
-                frame_rate=None if vfr else header.fps, ffmpeg=find_tool("ffmpeg"),
-            )
-            ffmpeg = _start(run, cancel, command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=ffmpeg_log)
-            relay_error = None
-            try:
-                frames = _relay(
-                    vspipe.stdout, ffmpeg.stdin, header, timestamp=timestamp, rgb=rgb,
-                    progress=progress,
-                )
-            except (Y4MError, _Failed, ValueError) as exc:
-                relay_error = f"relay: {exc}"
-            except BrokenPipeError:
-                relay_error = _FFMPEG_STOPPED
-            finally:
-                try:
-                    ffmpeg.stdin.close()
-                except BrokenPipeError:
-                    pass
-            if relay_error is not None:
-                _kill(vspipe)
-            ffmpeg_code = ffmpeg.wait()
-            vspipe_code = vspipe.wait()
-        if cancel is not None and cancel.cancelled:
-            return finish("interrupted", "interrupted")
-        # Whichever process failed first says why: vspipe is killed when ffmpeg stops reading, and
-        # ffmpeg fails on a stream that vspipe ended early.
-        if relay_error == _FFMPEG_STOPPED or (ffmpeg_code != 0 and vspipe_code == 0):
-            raise _Failed(_tail_reason(logs["ffmpeg"], "ffmpeg"))
-        if vspipe_code != 0:
-            raise _Failed(_tail_reason(logs["vspipe"], "vspipe"))
-        if relay_error is not None:
-            raise _Failed(relay_error)
-        if header.frames is not None and frames != header.frames:
-            raise _Failed(f"vspipe sent {frames} of {header.frames} frames")
-        written = _count_video_packets(run.partial, find_tool("ffprobe"))
-        if written != frames:
-            raise _Failed(f"ffmpeg wrote {written} of {frames} frames")
-        _durable_rename(run.partial, output)
+        exits = _pipe_frames(run, info, device, progress)
+        if run.cancelled:
+            return "interrupted", "interrupted"
+        _raise_first_failure(run, exits)
+        _verify_output(run, exits.expected_frames)
+        commit(run.partial, output, fsync=True)
         run.partial = None
-        return finish("done")
+        return "done", None
     except ProbeError as exc:
-        return finish("failed", str(exc))
+        return "failed", str(exc)
     except _Failed as exc:
-        if cancel is not None and cancel.cancelled:
-            return finish("interrupted", "interrupted")
-        return finish("failed", str(exc))
+        return ("interrupted", "interrupted") if run.cancelled else ("failed", str(exc))
     except (OSError, ValueError) as exc:
-        return finish("failed", f"{type(exc).__name__}: {exc}")
-    finally:
-        for process in run.processes:
-            _kill(process)
-            process.wait()
-            if cancel is not None:
-                cancel.unregister(process)
-        if run.partial is not None:
-            run.partial.unlink(missing_ok=True)
-        shutil.rmtree(run.tmp, ignore_errors=True)
+        return "failed", f"{type(exc).__name__}: {exc}"
 
 
-def _start(run: _Run, cancel: Cancellation | None, command: list[str], **pipes) -> subprocess.Popen[bytes]:
+def _pipe_frames(
+    run: _Run, info: SourceInfo, device: str | None, progress: Callable[[int, int | None], None] | None,
+) -> _Exits:
+    """Start vspipe, then ffmpeg once vspipe's stream says what it carries, relay every frame from
+    one to the other, and wait for both to end."""
+    with open(run.logs["vspipe"], "wb") as vspipe_log, open(run.logs["ffmpeg"], "wb") as ffmpeg_log:
+        vspipe = _start_vspipe(run, device, vspipe_log)
+        header = _read_vspipe_header(run, vspipe)
+        rgb, timestamp = _frame_stream(run, header)
+        ffmpeg = _start_ffmpeg(run, info, header, ffmpeg_log)
+        relay_error = _relay_frames(run, vspipe, ffmpeg, header, timestamp=timestamp, rgb=rgb, progress=progress)
+        if relay_error is not None:
+            kill_process(vspipe)
+        ffmpeg_code = ffmpeg.wait()
+        return _Exits(vspipe=vspipe.wait(), ffmpeg=ffmpeg_code, relay_error=relay_error,
+                      expected_frames=header.frames)
+
+
+def _start(run: _Run, command: list[str], **pipes: Any) -> subprocess.Popen[bytes]:
+    """Start a process of this file's chain, registered for cleanup and cancellation."""
     process = subprocess.Popen(command, stdin=pipes.pop("stdin", subprocess.DEVNULL), **pipes)
     run.processes.append(process)
-    if cancel is not None:
-        cancel.register(process)
+    if run.cancel is not None:
+        run.cancel.register(process)
     return process
 
 
-def _durable_rename(partial: Path, output: Path) -> None:
-    """Rename the finished file into place, its data on disk first, so a crash right after the
-    rename cannot leave a final name over missing data."""
-    with open(partial, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(partial, output)
+def _start_vspipe(run: _Run, device: str | None, log: BinaryIO) -> subprocess.Popen[bytes]:
+    """vspipe running the remaster script on the source, y4m on its stdout."""
+    script = run.tmp / "remaster.vpy"
+    script.write_text(REMASTER_VPY)
+    command = [
+        find_tool("vspipe"), "-c", "y4m",
+        "-a", f"source={run.task.source}",
+        "-a", f"deblur={json.dumps(run.task.deblur.filter_kwargs(device=device))}",
+        "-a", f"timecodes={run.tmp / 'timecodes.txt'}",
+        "-a", f"pipe_info={run.tmp / 'pipe.json'}",
+        str(script), "-",
+    ]
+    return _start(run, command, stdout=subprocess.PIPE, stderr=log)
+
+
+def _read_vspipe_header(run: _Run, vspipe: subprocess.Popen[bytes]) -> Y4MHeader:
+    """The y4m header vspipe writes once its script has run; a script that failed writes none."""
     try:
-        directory = os.open(output.parent, os.O_RDONLY)
-    except OSError:
-        return
+        header = read_header(vspipe.stdout)
+    except Y4MError as exc:
+        raise _Failed(f"vspipe: {exc}") from None
+    if header is None:
+        vspipe.wait()
+        raise _Failed(_tail_reason(run.logs["vspipe"], "vspipe"))
+    return header
+
+
+def _frame_stream(run: _Run, header: Y4MHeader) -> tuple[bool, Callable[[int], int]]:
+    """Whether the frames are RGB, and each frame's timestamp: the source's own times when they
+    are off a constant-rate grid (then ``run.vfr``), else the grid of the stream's rate."""
+    pipe_info, timecodes = run.tmp / "pipe.json", run.tmp / "timecodes.txt"
+    rgb = json.loads(pipe_info.read_text()).get("rgb", False) if pipe_info.exists() else False
+    times_ms = read_timecodes(timecodes) if timecodes.exists() else []
+    run.vfr = is_variable_rate(times_ms, header.fps)
+    return rgb, _source_times(times_ms) if run.vfr else _grid_times(header.fps)
+
+
+def _start_ffmpeg(run: _Run, info: SourceInfo, header: Y4MHeader, log: BinaryIO) -> subprocess.Popen[bytes]:
+    """ffmpeg reading the relayed Matroska on its stdin and the source's other streams, writing the partial file."""
+    command = ffmpeg_command(
+        source=run.task.source, output=run.partial, encoder=run.task.encoder, info=info,
+        frame_rate=None if run.vfr else header.fps, ffmpeg=find_tool("ffmpeg"),
+    )
+    return _start(run, command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log)
+
+
+def _relay_frames(
+    run: _Run, vspipe: subprocess.Popen[bytes], ffmpeg: subprocess.Popen[bytes], header: Y4MHeader, *,
+    timestamp: Callable[[int], int], rgb: bool, progress: Callable[[int, int | None], None] | None,
+) -> str | None:
+    """Move frames from vspipe's y4m to ffmpeg's Matroska until vspipe's stream ends, frame i at
+    ``timestamp(i)`` (TIMESTAMP_SCALE_NS units), counting them in ``run.frames``; then close
+    ffmpeg's input. Returns what went wrong in the relay, or None."""
+    view = memoryview(bytearray(header.frame_size))
     try:
-        os.fsync(directory)
-    except OSError:
-        pass
+        writer = MatroskaWriter(
+            ffmpeg.stdin, width=header.width, height=header.height, fourcc=header.fourcc(rgb=rgb),
+            frame_size=header.frame_size,
+        )
+        while read_frame(vspipe.stdout, header, view) is not None:
+            writer.write(timestamp(run.frames), view)
+            run.frames += 1
+            if progress is not None:
+                progress(run.frames, header.frames)
+    except (Y4MError, _Failed, ValueError) as exc:
+        return f"relay: {exc}"
+    except BrokenPipeError:
+        return _FFMPEG_STOPPED
     finally:
-        os.close(directory)
+        try:
+            ffmpeg.stdin.close()
+        except BrokenPipeError:
+            pass
+    return None
 
 
-def _keep_log(task: FileTask, logs: dict[str, Path], reason: str | None) -> str | None:
+def _raise_first_failure(run: _Run, exits: _Exits) -> None:
+    """Raise _Failed with the reason of whichever step failed first, if one did.
+
+    vspipe is killed when ffmpeg stops reading, and ffmpeg fails on a stream that vspipe ended
+    early: so ffmpeg is to blame when it stopped reading or failed alone, vspipe when it failed.
+    """
+    if exits.relay_error == _FFMPEG_STOPPED or (exits.ffmpeg != 0 and exits.vspipe == 0):
+        raise _Failed(_tail_reason(run.logs["ffmpeg"], "ffmpeg"))
+    if exits.vspipe != 0:
+        raise _Failed(_tail_reason(run.logs["vspipe"], "vspipe"))
+    if exits.relay_error is not None:
+        raise _Failed(exits.relay_error)
+
+
+def _verify_output(run: _Run, expected_frames: int | None) -> None:
+    """Check that vspipe sent every frame it announced and the partial file holds every frame relayed."""
+    if expected_frames is not None and run.frames != expected_frames:
+        raise _Failed(f"vspipe sent {run.frames} of {expected_frames} frames")
+    written = _count_video_packets(run.partial, find_tool("ffprobe"))
+    if written != run.frames:
+        raise _Failed(f"ffmpeg wrote {written} of {run.frames} frames")
+
+
+def _clean_up(run: _Run) -> None:
+    """End the file's processes and remove its partial output and temporary folder."""
+    for process in run.processes:
+        kill_process(process)
+        process.wait()
+        if run.cancel is not None:
+            run.cancel.unregister(process)
+    if run.partial is not None:
+        run.partial.unlink(missing_ok=True)
+    shutil.rmtree(run.tmp, ignore_errors=True)
+
+
+def _keep_log(run: _Run, reason: str | None) -> str | None:
     """Copy the tools' messages to the task's log file; returns its path, or None without one."""
+    task = run.task
     if task.log is None:
         return None
     target = Path(task.log)
@@ -491,7 +423,7 @@ def _keep_log(task: FileTask, logs: dict[str, Path], reason: str | None) -> str 
         target.parent.mkdir(parents=True, exist_ok=True)
         with open(target, "w") as out:
             out.write(f"source: {task.source}\noutput: {task.output}\nreason: {reason}\n")
-            for tool, path in logs.items():
+            for tool, path in run.logs.items():
                 text = path.read_text(errors="replace") if path.exists() else ""
                 out.write(f"\n--- {tool} ---\n{text}")
     except OSError:
