@@ -10,7 +10,8 @@ from vsarvo.model import ARVoConfig
 from vsarvo.model.arvo import ARVo
 from vsarvo.training.attention import attention_report, main
 from vsarvo.training.data.rendered import RenderedClips
-from vsarvo.training.train import TrainConfig, Trainer
+from vsarvo.training.config import TrainConfig
+from vsarvo.training.loop import Trainer
 
 SMALL = dict(channels=8, encoder_width=4, recon_width=8, recon_blocks=1, flow_width=0.1, disc_width=4)
 

@@ -10,7 +10,8 @@ from vsarvo.model import ARVoConfig
 from vsarvo.training.flow_pretrain import end_point_error, fit_flow, main, refine_checkpoint, render_pairs
 from vsarvo.training.data.procedural import FLOW_PAIR_SETTINGS
 from vsarvo.training.data.rendered import RenderedClips
-from vsarvo.training.train import TrainConfig, Trainer
+from vsarvo.training.config import TrainConfig
+from vsarvo.training.loop import Trainer
 
 MODEL = ARVoConfig.tiny(channels=8, encoder_width=4, recon_width=8, recon_blocks=1, flow_width=0.1, disc_width=4)
 

@@ -12,7 +12,8 @@ from vsarvo.training.grow import grow_checkpoint, grow_config, grow_model, widen
 from vsarvo.training.data.procedural import ClipSettings, make_clip
 from vsarvo.weights import load_model
 from vsarvo.training.data.rendered import RenderedClips
-from vsarvo.training.train import TrainConfig, Trainer
+from vsarvo.training.config import TrainConfig
+from vsarvo.training.loop import Trainer
 
 MODEL = ARVoConfig.tiny(channels=8, encoder_width=4, recon_width=8, recon_blocks=1, flow_width=0.1, disc_width=4)
 

@@ -11,7 +11,9 @@ import torch
 from vsarvo.model import ARVoConfig
 from vsarvo.training.eval import Video, evaluate
 from vsarvo.training.data.rendered import RenderedClips
-from vsarvo.training.train import TrainConfig, Trainer, restoration_losses, restored_sequence, sharp_sequence
+from vsarvo.training.config import TrainConfig
+from vsarvo.training.loop import Trainer
+from vsarvo.training.losses import restoration_losses, restored_sequence, sharp_sequence
 
 MODEL = ARVoConfig.tiny(channels=8, encoder_width=4, recon_width=8, recon_blocks=1, flow_width=0.1, disc_width=4)
 

@@ -30,7 +30,9 @@ from vsarvo.model.flow import PWCNet
 from .eval import evaluate, procedural_test_set
 from .flow_pretrain import end_point_error, fit_flow, held_out_pairs
 from .data.rendered import RenderedClips
-from .train import TrainConfig, Trainer, add_model_arguments, log, model_config_from_args
+from .config import TrainConfig
+from .loop import Trainer, log
+from .train import add_model_arguments, model_config_from_args
 
 __all__ = ["VARIANTS", "SingleFrame", "variant_config", "main"]
 

@@ -37,7 +37,7 @@ from vsarvo.model.flow import PWCNet
 
 from .data.procedural import FLOW_PAIR_SETTINGS, ClipSettings, make_flow_pair
 from .data.rendered import TRAIN_BLUR
-from .train import write_checkpoint
+from .checkpoint import write_checkpoint
 
 __all__ = ["PAIR_MIX", "FlowPairs", "held_out_pairs", "end_point_error", "fit_flow", "refine_checkpoint"]
 

@@ -46,7 +46,7 @@ from torch import nn
 from vsarvo.model.arvo import ARVo
 from vsarvo.model.config import ARVoConfig
 
-from .train import write_checkpoint
+from .checkpoint import write_checkpoint
 
 __all__ = ["GROWABLE", "SWITCHABLE", "grow_config", "deepened_names", "widen_into", "grow_model",
            "carried_optimiser_state", "grow_checkpoint"]
