@@ -1,6 +1,8 @@
 """ARVo: one shared-weight stage (3 frames -> 1) applied progressively over a 2*stages+1 frame window."""
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -17,23 +19,44 @@ __all__ = ["ARVoStage", "ARVo", "MIN_SIZE", "restore_clip", "clamp_index"]
 MIN_SIZE = 64  # smallest frame edge we support (the flow pyramid pads to 64 anyway)
 
 
+def _pad_to_align(frame: torch.Tensor) -> torch.Tensor:
+    """Edge-replicate ``frame`` [B, 3, H, W] on the bottom and right to a multiple of ``ALIGN``."""
+    h, w = frame.shape[-2:]
+    ph, pw = (-h) % ALIGN, (-w) % ALIGN
+    return F.pad(frame, (0, pw, 0, ph), mode="replicate") if ph or pw else frame
+
+
+def _run_local(
+    fn: Callable[..., torch.Tensor],
+    inputs: list[tuple[torch.Tensor, int]],
+    *,
+    out_divisor: int,
+    radius: int,
+    tile: int | None,
+    tile_overlap: int | None,
+) -> torch.Tensor:
+    """A purely local part of the stage on the whole frame (``tile=None``) or in overlapping tiles whose
+    halo is ``radius`` (exact) unless ``tile_overlap`` overrides it; see ``run_tiled``."""
+    first, divisor = inputs[0]
+    height, width = first.shape[-2] * divisor, first.shape[-1] * divisor
+    overlap = radius if tile_overlap is None else tile_overlap
+    return run_tiled(fn, inputs, height=height, width=width, out_divisor=out_divisor, tile=tile, overlap=overlap)
+
+
 class ARVoStage(nn.Module):
     """One ARVo stage: restores the reference frame from (previous, reference, next).
 
-    Each input is RGB [B, 3, H, W] in [0, 1], H, W >= 64 (odd sizes fine: frames are edge-padded to a
-    multiple of 4 and the result cropped back). Returns the restored reference [B, 3, H, W] (unclamped).
+    Takes three RGB frames [B, 3, H, W] in [0, 1] with H, W >= ``MIN_SIZE`` (odd sizes are fine: the
+    frames are edge-padded to a multiple of ``ALIGN`` and the result cropped back) and returns the
+    restored reference [B, 3, H, W], unclamped. PWC-Net flow aligns the neighbours onto the reference;
+    the shared encoder maps the three aligned frames to H/4 features; the correlative aggregation relates
+    the reference to each of them (paper Sec. 3.2-3.3); the reconstruction net turns the result into a
+    residual on the blurry reference.
 
-    1. Flow (PWC-Net) ref->prev and ref->next; neighbours are backward-warped onto the reference. Where a
-       warp samples outside the frame the reference pixel is used instead (the validity mask).
-    2. Encoder (shared weights) on the three aligned frames -> H/4 features.
-    3. Correlative aggregation over the pairs (ref<-prev, ref<-ref, ref<-next) (raw or cosine scores,
-       ``cosine_correlation``), with the three feature maps beside it (``frame_features``), or, with
-       levels = 0, the three feature maps alone.
-    4. Reconstruction -> residual on the blurry reference; its full-resolution skip sees the aligned
-       neighbours too (``aligned_skip``).
-
-    ``tile``: run the full-resolution convolutional parts (encoder, reconstruction skip and tail) in
-    overlapping tiles of this edge; exact, bounds memory at 4K. Flow and aggregation stay global.
+    ``tile`` runs the full-resolution convolutions (the encoder, the reconstruction's skip and tail) in
+    overlapping tiles of that edge, which bounds memory at 4K; the result is exact because each halo
+    covers its part's receptive radius (``tile_overlap`` overrides the halo). Flow and aggregation stay
+    global.
     """
 
     def __init__(self, config: ARVoConfig) -> None:
@@ -41,45 +64,21 @@ class ARVoStage(nn.Module):
         self.config = config
         self.flow = PWCNet(width=config.flow_width) if config.use_flow else None
         self.encoder = Encoder(width=config.encoder_width, channels=config.channels)
+        frame_channels = 3 * config.channels  # the three frames' encoder features, stacked
         if config.levels > 0:
             self.aggregation = CorrelativeAggregation(channels=config.channels, levels=config.levels,
                                                       cosine=config.cosine_correlation)
             # One aggregated map per pair of the window: ref<-prev, ref<-ref, ref<-next.
             self.aggregated_channels = 3 * self.aggregation.pair_channels
-            recon_in = self.aggregated_channels
-            if config.frame_features:
-                recon_in += 3 * config.channels
+            recon_in = self.aggregated_channels + (frame_channels if config.frame_features else 0)
         else:
             self.aggregation = None
             self.aggregated_channels = 0
-            recon_in = 3 * config.channels
+            recon_in = frame_channels
         self.reconstruction = Reconstruction(
             in_channels=recon_in, width=config.recon_width, blocks=config.recon_blocks,
             skip_frames=3 if config.aligned_skip else 1,
         )
-
-    # Receptive radii of the tiled functions, in full-resolution pixels (see run_tiled).
-    def _encoder_radius(self) -> int:
-        blocks = Encoder.BLOCKS_PER_SCALE
-        return Encoder.FULL_RADIUS + 2 * (1 + 2 * blocks) + 4 * (1 + 2 * blocks)
-
-    def _skip_radius(self) -> int:
-        return self.reconstruction.SKIP_RADIUS + 2 * 3
-
-    def _tail_radius(self) -> int:
-        # up_full (transposed conv, half-res radius 1 -> 2 px) then skip_full and decode_full.
-        return 2 + self.reconstruction.SKIP_RADIUS + self.reconstruction.DECODE_RADIUS
-
-    def align(self, prev: torch.Tensor, ref: torch.Tensor, nxt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Warp prev and next onto ref with the estimated flow (identity when use_flow is off)."""
-        if self.flow is None:
-            return prev, nxt
-        neighbours = torch.cat((prev, nxt), dim=0)
-        refs = torch.cat((ref, ref), dim=0)
-        flow = self.flow(refs, neighbours)
-        warped, valid = warp(neighbours, flow)
-        aligned = valid * warped + (1 - valid) * refs
-        return aligned.chunk(2, dim=0)
 
     def forward(
         self,
@@ -93,42 +92,67 @@ class ARVoStage(nn.Module):
         h, w = ref.shape[-2:]
         if h < MIN_SIZE or w < MIN_SIZE:
             raise ValueError(f"frames must be at least {MIN_SIZE}x{MIN_SIZE}, got {w}x{h}")
-        ph, pw = (-h) % ALIGN, (-w) % ALIGN
-        if ph or pw:
-            prev, ref, nxt = (F.pad(x, (0, pw, 0, ph), mode="replicate") for x in (prev, ref, nxt))
-        H, W = h + ph, w + pw
-        b = ref.shape[0]
-        prev_a, nxt_a = self.align(prev, ref, nxt)
-        frames = torch.cat((prev_a, ref, nxt_a), dim=0)
-        skip_in = torch.cat((ref, prev_a, nxt_a), dim=1) if self.config.aligned_skip else ref
+        prev, ref, nxt = (_pad_to_align(x) for x in (prev, ref, nxt))
+        prev, nxt = self.align(prev, ref, nxt)
+        f_prev, f_ref, f_next = self.encode(prev, ref, nxt, tile=tile, tile_overlap=tile_overlap)
+        features = self.aggregate(f_prev, f_ref, f_next)
+        out = self.reconstruct(features, self.skip_frames(prev, ref, nxt), tile=tile, tile_overlap=tile_overlap)
+        return out[..., :h, :w]
 
+    def align(self, prev: torch.Tensor, ref: torch.Tensor, nxt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Warp prev and next onto ref with the estimated flow (identity when use_flow is off).
+
+        Where a warp samples outside the frame the reference pixel stands in (the validity mask).
+        """
+        if self.flow is None:
+            return prev, nxt
+        neighbours = torch.cat((prev, nxt), dim=0)
+        refs = torch.cat((ref, ref), dim=0)
+        flow = self.flow(refs, neighbours)
+        warped, valid = warp(neighbours, flow)
+        aligned = valid * warped + (1 - valid) * refs
+        return aligned.chunk(2, dim=0)
+
+    def encode(
+        self, prev: torch.Tensor, ref: torch.Tensor, nxt: torch.Tensor, *, tile: int | None, tile_overlap: int | None,
+    ) -> tuple[torch.Tensor, ...]:
+        """The shared encoder on the three aligned frames in one batch: three [B, C, H/4, W/4]."""
+        frames = torch.cat((prev, ref, nxt), dim=0)
+        feats = _run_local(self.encoder, [(frames, 1)], out_divisor=4, radius=self.encoder.receptive_radius,
+                           tile=tile, tile_overlap=tile_overlap)
+        return feats.split(ref.shape[0], dim=0)
+
+    def aggregate(self, f_prev: torch.Tensor, f_ref: torch.Tensor, f_next: torch.Tensor) -> torch.Tensor:
+        """The reconstruction's H/4 input: the aggregation over the pairs (ref<-prev, ref<-ref, ref<-next),
+        followed by the three frames' features with ``frame_features``; the features alone with levels = 0."""
+        if self.aggregation is None:
+            return torch.cat((f_prev, f_ref, f_next), dim=1)
+        aggregated = self.aggregation(f_ref, [f_prev, f_ref, f_next])
+        if not self.config.frame_features:
+            return aggregated
+        return torch.cat((aggregated, f_prev, f_ref, f_next), dim=1)
+
+    def skip_frames(self, prev: torch.Tensor, ref: torch.Tensor, nxt: torch.Tensor) -> torch.Tensor:
+        """The reconstruction's full-resolution skip input: the blurry reference, followed by the aligned
+        neighbours with ``aligned_skip``."""
+        return torch.cat((ref, prev, nxt), dim=1) if self.config.aligned_skip else ref
+
+    def reconstruct(
+        self, features: torch.Tensor, frames: torch.Tensor, *, tile: int | None, tile_overlap: int | None,
+    ) -> torch.Tensor:
+        """The reconstruction net: H/4 features and stacked skip frames -> restored reference.
+
+        On the whole frame the full-resolution skip features are computed once, for both the skip and
+        the tail; in tiles every tile recomputes them, because keeping them would hold the
+        full-resolution map that tiling exists to avoid.
+        """
         recon = self.reconstruction
         if tile is None:
-            feats = self.encoder(frames)
-            skip_full = recon.skip_full(skip_in)
-            skip_half = recon.skip_half(skip_full)
-        else:
-            def tiled(fn, inputs, out_divisor, radius):  # noqa: ANN001, ANN202 - local shorthand
-                overlap = radius if tile_overlap is None else tile_overlap
-                return run_tiled(fn, inputs, height=H, width=W, out_divisor=out_divisor, tile=tile, overlap=overlap)
-
-            feats = tiled(self.encoder, [(frames, 1)], 4, self._encoder_radius())
-            skip_half = tiled(lambda x: recon.skip_half(recon.skip_full(x)), [(skip_in, 1)], 2, self._skip_radius())
-
-        f_prev, f_ref, f_next = feats.split(b, dim=0)
-        if self.aggregation is not None:
-            features = self.aggregation(f_ref, [f_prev, f_ref, f_next])
-            if self.config.frame_features:
-                features = torch.cat((features, f_prev, f_ref, f_next), dim=1)
-        else:
-            features = torch.cat((f_prev, f_ref, f_next), dim=1)
-
+            return recon(features, frames)
+        local = dict(tile=tile, tile_overlap=tile_overlap)
+        skip_half = _run_local(recon.skip, [(frames, 1)], out_divisor=2, radius=recon.skip_radius, **local)
         half = recon.middle(features, skip_half)
-        if tile is None:
-            out = recon.tail(half, skip_in, skip_full)
-        else:
-            out = tiled(recon.tail, [(half, 2), (skip_in, 1)], 1, self._tail_radius())
-        return out[..., :h, :w]
+        return _run_local(recon.tail, [(half, 2), (frames, 1)], out_divisor=1, radius=recon.tail_radius, **local)
 
 
 class ARVo(nn.Module):

@@ -28,16 +28,18 @@ def run_tiled(
     height: int,
     width: int,
     out_divisor: int,
-    tile: int,
+    tile: int | None,
     overlap: int,
 ) -> torch.Tensor:
-    """Evaluate ``fn(*inputs)`` tile by tile.
+    """Evaluate ``fn(*inputs)`` tile by tile; ``tile=None`` evaluates it once on the whole frame.
 
     ``inputs`` are (tensor, divisor) pairs: a tensor at 1/divisor of the full ``height`` x ``width``
     (divisor 1, 2 or 4, dividing ``ALIGN``). ``fn`` returns a tensor at 1/``out_divisor`` resolution.
     ``tile`` is the tile edge and ``overlap`` the halo, both in full-resolution pixels; the halo must
     cover ``fn``'s receptive radius (callers pass the radius the modules declare).
     """
+    if tile is None:
+        return fn(*(tensor for tensor, _ in inputs))
     if tile < ALIGN:
         raise ValueError(f"tile must be >= {ALIGN} pixels, got {tile}")
     if overlap < 0:
