@@ -4,7 +4,7 @@ ONNX -> TensorRT engines, each cached per frame size; torch-tensorrt as the seco
 Modules: ``graphs`` (what is exported), ``onnx_export`` (tracing, folding, checking, caching),
 ``checks`` (chunking and fp32-score checks on a graph), ``fold`` (constant folding),
 ``tensorrt_engine`` (engine building and cache), ``tensorrt_runner`` (running engines on CUDA
-tensors), ``torch_tensorrt_compile``, ``cache`` (cache folder and atomic writes), ``cli``.
+tensors), ``torch_tensorrt_compile``, ``cli``. Their cache folder comes from vsarvo.artifacts.
 Importing this package imports neither TensorRT nor torch-tensorrt.
 """
 from .graphs import PARTS, PRECISIONS, build_graph, graph_spec

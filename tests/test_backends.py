@@ -100,3 +100,58 @@ def test_torch_backend_gives_the_same_frame_in_either_memory_layout(weights: Pat
     assert nhwc.is_contiguous() and nhwc.shape == (1, 3, H, W)
     assert (nhwc - frames[1]).abs().max().item() > 0.05
     assert (nhwc - nchw).abs().max().item() <= 1e-5
+
+
+# --- the backends through the filter ---------------------------------------------------------------
+
+def _clip(frames: int = 3):  # noqa: ANN202 - vs.VideoNode
+    """An RGBS clip of random frames (H x W), so the stage has detail to change."""
+    import numpy as np
+    import vapoursynth as vs
+
+    pixels = [f[0].numpy() for f in _frames(H, W, 5)][:frames]
+    blank = vs.core.std.BlankClip(format=vs.RGBS, width=W, height=H, length=frames)
+
+    def fill(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+        out = f.copy()
+        for p in range(3):
+            np.copyto(np.asarray(out[p]), pixels[n][p])
+        return out
+
+    return vs.core.std.ModifyFrame(blank, blank, fill)
+
+
+def _pixels(clip) -> torch.Tensor:  # noqa: ANN001 - vs.VideoNode
+    import numpy as np
+
+    return torch.stack([torch.from_numpy(np.stack([np.asarray(f[p]) for p in range(3)])) for f in clip.frames()])
+
+
+def test_deblur_with_an_ort_backend_object_matches_the_torch_backend(weights: Path, cache: Path) -> None:
+    import vsarvo
+
+    clip = _clip()
+    on_cpu = {"device": "cpu", "precision": "fp32"}
+    torch_out = _pixels(vsarvo.Deblur(clip, weights=weights, backend=vsarvo.Backend.Torch(**on_cpu)))
+    ort_out = _pixels(vsarvo.Deblur(clip, weights=weights, backend=vsarvo.Backend.ORT(**on_cpu)))
+    assert (torch_out - _pixels(clip)).abs().max().item() > 0.05
+    assert (ort_out - torch_out).abs().max().item() <= 1e-4
+
+
+def test_core_arvo_deblur_with_backend_ort_matches_the_torch_backend(weights: Path, cache: Path) -> None:
+    import vapoursynth as vs
+
+    clip = _clip()
+    core = vs.core
+    torch_out = _pixels(core.arvo.Deblur(clip, weights=str(weights), backend="torch", device="cpu", precision="fp32"))
+    ort_out = _pixels(core.arvo.Deblur(clip, weights=str(weights), backend="ort", device="cpu", precision="fp32",
+                                       threads=1))
+    assert (torch_out - _pixels(clip)).abs().max().item() > 0.05
+    assert (ort_out - torch_out).abs().max().item() <= 1e-4
+
+
+def test_ort_threads_reach_the_session(weights: Path, cache: Path) -> None:
+    runner = create_runner(Backend.ORT(device="cpu", precision="fp32", threads=1), weights=str(weights))
+    runner.run(*_frames(H, W, 6))
+    session = runner._sessions.get(H, W)
+    assert session.get_session_options().intra_op_num_threads == 1

@@ -392,6 +392,29 @@ def test_unknown_backend_is_rejected(weights):
         vsfilter.Deblur(rgbs_clip(scene(15, 2, 64, 64)), weights=weights, backend="tensorflow")
 
 
+def test_a_flat_option_of_another_backend_is_rejected(weights):
+    with pytest.raises(vs.Error, match=r"arvo\.Deblur: compile is not an option of the ort backend; it needs backend='torch'"):
+        vsfilter.Deblur(rgbs_clip(scene(15, 2, 64, 64)), weights=weights, backend="ort", compile=True)
+
+
+def test_flat_backend_options_beside_a_backend_object_are_rejected(weights):
+    with pytest.raises(vs.Error, match=r"arvo\.Deblur: device, threads given beside backend=Backend\.ORT\(\.\.\.\); "
+                                       r"set them in the Backend\.ORT\(\.\.\.\) object instead"):
+        vsfilter.Deblur(rgbs_clip(scene(15, 2, 64, 64)), weights=weights, backend=Backend.ORT(), device="cpu", threads=2)
+
+
+def test_a_bad_backend_option_value_is_rejected(weights):
+    with pytest.raises(vs.Error, match=r"arvo\.Deblur: optimization_level must be an integer in 0\.\.5, got 9"):
+        vsfilter.Deblur(rgbs_clip(scene(15, 2, 64, 64)), weights=weights, backend="trt", optimization_level=9)
+
+
+def test_a_backend_object_and_its_flat_spelling_share_one_runner(weights, counting):
+    clip = rgbs_clip(scene(15, 2, 64, 64))
+    vsfilter.Deblur(clip, weights=weights, backend=Backend.Torch(device="cpu", channels_last=False))
+    vsfilter.Deblur(clip, weights=weights, backend="torch", device="cpu", channels_last=0)
+    assert len(counting) == 1 and counting[0].inner.options == Backend.Torch(device="cpu", channels_last=False)
+
+
 def test_more_stages_than_the_model_are_rejected(weights):
     with pytest.raises(vs.Error, match=r"arvo\.Deblur: stages must be an integer in 1\.\.2 \(this model's stages\), got 3"):
         vsfilter.Deblur(rgbs_clip(scene(15, 2, 64, 64)), weights=weights, stages=3)

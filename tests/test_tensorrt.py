@@ -501,3 +501,62 @@ def test_real_tensorrt_stage_engine_matches_pytorch(tmp_path: Path, monkeypatch:
     with torch.no_grad():
         expected = model.stage(*frames).clamp(0, 1)
     assert (runner.run(*frames) - expected).abs().max().item() <= tolerance
+
+
+# --- TensorRT options from vsarvo.Deblur ---------------------------------------------------------------
+
+@pytest.fixture
+def fake_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch sees one CUDA device (the trt backend refuses to start without one), and making it current
+    does nothing; the engine runner (which would need real CUDA memory) is replaced by its engine path."""
+    import contextlib
+
+    from vsarvo.export import tensorrt_runner
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "device", lambda device: contextlib.nullcontext())
+    monkeypatch.setattr(tensorrt_runner, "EngineRunner", lambda engine, device: Path(engine))
+
+
+@pytest.fixture
+def filter_runners(monkeypatch: pytest.MonkeyPatch) -> list:
+    """The runners vsarvo.Deblur creates, in order; released afterwards so none outlives the fakes."""
+    import vsarvo.filter as vsfilter
+    from vsarvo.backends import create_runner
+
+    made: list = []
+
+    def recording(backend, **model):  # noqa: ANN001, ANN202 - create_runner's signature
+        made.append(create_runner(backend, **model))
+        return made[-1]
+
+    monkeypatch.setattr(vsfilter, "create_runner", recording)
+    yield made
+    vsfilter.release_runners()
+
+
+@pytest.mark.parametrize("how", ["object", "flat"])
+def test_trt_options_given_to_deblur_reach_the_engine_builder(fake_trt, fake_gpu, filter_runners: list, calls: list,
+                                                              tmp_path: Path, how: str) -> None:
+    import vapoursynth as vs
+
+    import vsarvo
+    from vsarvo.model import ARVo, ARVoConfig
+    from vsarvo.weights import save_model
+
+    trt = fake_trt("11.4.0.106")
+    weights = save_model(ARVo(ARVoConfig.tiny()), tmp_path / "w.safetensors")
+    options = {"precision": "fp32", "workspace": 1536, "optimization_level": 1, "cache_dir": str(tmp_path / "c")}
+    clip = vs.core.std.BlankClip(format=vs.RGBS, width=96, height=64, length=1)
+    if how == "object":
+        vsarvo.Deblur(clip, weights=weights, backend=vsarvo.Backend.TRT(**options))
+    else:
+        vsarvo.Deblur(clip, weights=weights, backend="trt", **options)
+    (runner,) = filter_runners
+    engine = runner._runners.get(64, 96)  # what the first 96x64 frame builds
+    assert ("memory_pool_limit", trt.MemoryPoolType.WORKSPACE, 1536 << 20) in calls
+    assert ("optimization_level", 1) in calls
+    assert engine.parent == tmp_path / "c" / "tensorrt"
+    assert engine.name.endswith(f"-fp32-trt11.4.0.106-{GPU}-O1.engine")
+    assert len(list((tmp_path / "c" / "onnx").glob("arvo-stage-*-96x64-fp32-*.onnx"))) == 1

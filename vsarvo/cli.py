@@ -16,6 +16,7 @@ SUBCOMMANDS = {
     "deblur": "vsarvo.remaster.cli",
     "remaster": "vsarvo.remaster.cli",
     "export": "vsarvo.export.cli",
+    "cache": "vsarvo.artifacts",
     "train": "vsarvo.training.train",
     "eval": "vsarvo.training.eval",
     "synth": "vsarvo.training.data.synthesis",

@@ -147,7 +147,9 @@ def _backend_options(backend: Any, flat: dict[str, Any]) -> BackendOptions:
             )
         return backend
     if not isinstance(backend, (str, bytes)):
-        raise _error(f"backend must be a name ('auto', 'torch', 'ort', 'trt') or a vsarvo.Backend object, got {backend!r}")
+        raise _error(
+            f"backend must be a name ('auto', 'torch', 'ort', 'trt') or a vsarvo.Backend object, got {backend!r}"
+        )
     for name in ("compile", "channels_last"):
         if name in given:
             given[name] = _flag(name, given[name])
@@ -423,8 +425,7 @@ def Deblur(
             fp16 when there is one, else on the CPU in fp32). With a name, the backend's options
             are the flat arguments below; an option the backend does not have is an error.
         device: "cpu" or "cuda:N"; None: the first GPU if there is one, else the CPU.
-        precision: "fp32", "fp16" or "bf16"; None: fp16 on a GPU (a half-float clip included), fp32
-            on the CPU.
+        precision: "fp32", "fp16" or "bf16"; None: fp16 on a GPU (half-float clips too), fp32 on the CPU.
         tile: run the full-resolution convolutions in tiles of this edge (pixels) to bound memory at
             large sizes; the result is the same as without tiles (flow and aggregation stay global).
         tile_overlap: the tiles' halo in pixels; None: exactly the receptive field, which keeps the
@@ -441,8 +442,7 @@ def Deblur(
         streams: how many model calls may run at once (CPU: torch's threads are split between them).
         compile, channels_last: torch backend (``Backend.Torch``): torch.compile; NHWC layout.
         threads: ort backend (``Backend.ORT``): onnxruntime threads per session.
-        workspace, optimization_level: trt backend (``Backend.TRT``): the engine builder's workspace
-            limit in MiB and its optimisation level 0-5.
+        workspace, optimization_level: trt backend (``Backend.TRT``): builder workspace (MiB), level 0-5.
         cache_dir: ort and trt backends: the folder for cached ONNX graphs and engines.
 
     Returns:

@@ -1,0 +1,75 @@
+"""The filter's one list of options: it names exactly Deblur's keywords with Deblur's defaults, and the
+command-line flags and settings built from it give the filter what the user asked for."""
+from __future__ import annotations
+
+import argparse
+import inspect
+from pathlib import Path
+
+import pytest
+
+from vsarvo.filter_options import OPTIONS, PIXEL_OPTIONS, add_arguments, deblur_kwargs, pixel_settings
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_the_list_names_every_deblur_keyword_with_its_default_and_nothing_else() -> None:
+    from vsarvo.filter import Deblur
+
+    parameters = list(inspect.signature(Deblur).parameters.values())[1:]  # after the clip
+    assert [o.name for o in OPTIONS] == [p.name for p in parameters]
+    for option, parameter in zip(OPTIONS, parameters):
+        assert option.default == parameter.default, option.name
+
+
+def test_pixel_changing_options() -> None:
+    assert PIXEL_OPTIONS == ("weights", "backend", "precision", "stages", "scene_change", "sc_threshold")
+
+
+def test_no_flags_give_no_keywords_so_the_filter_defaults_apply() -> None:
+    assert deblur_kwargs(parse([])) == {}
+
+
+def test_flags_become_deblur_keywords(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = parse(["--weights", "w.safetensors", "--backend", "trt", "--workspace", "2048", "--tile", "256",
+                  "--tile-overlap", "8", "--no-scene-change", "--sc-threshold", "0.3", "--precision", "bf16",
+                  "--optimization-level", "5", "--cache-dir", "/c"])
+    assert deblur_kwargs(args) == {
+        "weights": str(tmp_path / "w.safetensors"), "backend": "trt", "precision": "bf16", "tile": 256,
+        "tile_overlap": 8, "scene_change": False, "sc_threshold": 0.3, "workspace": 2048,
+        "optimization_level": 5, "cache_dir": "/c",
+    }
+
+
+def test_bad_flag_values_are_refused_by_the_parser(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse(["--precision", "fp8"])
+    assert "invalid choice: 'fp8'" in capsys.readouterr().err
+
+
+def test_settings_hash_input_fills_defaults_and_leaves_speed_options_out() -> None:
+    given = pixel_settings({"backend": "auto", "tile": 64, "workspace": 1024}, weights_digest="abc")
+    assert given == pixel_settings({}, weights_digest="abc")
+    assert given == {"weights_sha256": "abc", "backend": "auto", "precision": None, "stages": None,
+                     "scene_change": True, "sc_threshold": 0.1}
+    assert pixel_settings({"stages": 1}, weights_digest="abc")["stages"] == 1
+
+
+def test_the_filter_takes_what_the_flags_give(tmp_path: Path) -> None:
+    import vapoursynth as vs
+
+    from vsarvo.filter import Deblur
+    from vsarvo.model import ARVo, ARVoConfig
+    from vsarvo.weights import save_model
+
+    weights = save_model(ARVo(ARVoConfig.tiny()), tmp_path / "w.safetensors")
+    args = parse(["--weights", str(weights), "--backend", "torch", "--device", "cpu", "--no-compile",
+                  "--no-channels-last", "--tile", "64", "--stages", "1", "--streams", "2"])
+    clip = vs.core.std.BlankClip(format=vs.RGBS, width=64, height=64, length=2)
+    out = Deblur(clip, **deblur_kwargs(args))
+    assert (out.width, out.height, out.num_frames, out.format.id) == (64, 64, 2, vs.RGBS)
