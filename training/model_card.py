@@ -1,13 +1,16 @@
 """`python -m vsarvo.training.model_card`: write vsarvo/weights/MODEL_CARD.md from the measured files.
 
 Every figure in the card is read from a file a command wrote: the weights' JSON sidecar (config,
-hash, steps), the training run's ``train_config.json`` and ``history.json``, ``arvo eval``'s
+hash, steps), the run's ``segments.jsonl`` (each training segment's steps, device, command and best
+validation), the last segment's ``train_config.json`` and ``history.json``, ``arvo eval``'s
 ``report.json``, the ablation's ``ablation.json`` and, when the flow net was retrained with
-``vsarvo.training.flow_pretrain --report``, its ``flow_report.json``. Nothing is typed by hand.
+``vsarvo.training.flow_pretrain --report``, its ``flow_report.json``. ``commands.json`` names the
+commands that wrote the evaluation, ablation and flow files. Nothing is typed by hand.
 """
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import sys
 from pathlib import Path
@@ -15,7 +18,12 @@ from typing import Any, Sequence
 
 from vsarvo.atomic import write_text_atomic
 
-__all__ = ["render", "main"]
+from .segments import changed_settings, command_settings, read_segments, settings_of
+
+__all__ = ["render", "main", "SHIPPED_RUN"]
+
+# The run that produced the shipped weights: its logs, results and rolling checkpoint.
+SHIPPED_RUN = Path("runs/arvo_tiny")
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -26,10 +34,26 @@ def validation_of(checkpoint: Path | None) -> tuple[str, int]:
     """(validation set, first step scored on it) as the training checkpoint records them."""
     if checkpoint is None or not checkpoint.is_file():
         return "validation windows", 0
-    import torch
+    from .checkpoint import read_checkpoint
 
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    state = read_checkpoint(checkpoint)
     return state.get("val_set", "validation windows"), int(state.get("val_since", 0))
+
+
+def lineage(segments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The segments whose training reached the shipped weights (side trials left out)."""
+    return [s for s in segments if s["kind"] != "side"]
+
+
+def device_spans(segments: list[dict[str, Any]]) -> str:
+    """Where the lineage ran, e.g. "steps 0-21200 on cpu, 21200-22373 on one NVIDIA H200"."""
+    spans: list[list[Any]] = []
+    for seg in lineage(segments):
+        if spans and spans[-1][0] == seg["device"]:
+            spans[-1][2] = max(spans[-1][2], seg["end"])
+        else:
+            spans.append([seg["device"], seg["start"], seg["end"]])
+    return "steps " + ", ".join(f"{a}-{b} on {device}" for device, a, b in spans)
 
 
 def _flow_line(epe: list[list[float]], report: dict[str, Any] | None, command: str | None) -> str:
@@ -37,10 +61,9 @@ def _flow_line(epe: list[list[float]], report: dict[str, Any] | None, command: s
         start = "re-initialised and trained" if report.get("fresh") else "trained further"
         return (f"- Flow net {start} on synthetic pairs with known flow, sharp and blurred alike (batch "
                 f"{report['batch_size']}, {report['size']}x{report['size']}), for {report['steps']} steps"
-                + (f" (`{command}`)" if command else "")
                 + f": end-point error on held-out pairs {report['epe_after']:.2f} px, against "
-                f"{report['zero_flow_epe']:.2f} px for predicting no motion; then frozen or trained jointly as the "
-                "curriculum below says.")
+                f"{report['zero_flow_epe']:.2f} px for predicting no motion."
+                + (f"\n  Command: `{command}`" if command else ""))
     if epe:
         return (f"- Flow net pretrained on synthetic pairs with known flow (batch 8, 128x128) for {len(epe)} "
                 f"steps: end-point error {epe[0][1]:.2f} px at the first step, {epe[-1][1]:.2f} px at the last.")
@@ -56,74 +79,91 @@ def _schedule(cfg: dict[str, Any]) -> str:
     return f"halved every {cfg['lr_halve_epochs']} epochs"
 
 
-def render(*, weights_json: Path, train_config: Path, history: Path, report: Path,
-           ablation: Path | None, commands: dict[str, str], validation: tuple[str, int] = ("validation windows", 0),
-           flow: Path | None = None) -> str:
-    meta, cfg, hist, rep = _load(weights_json), _load(train_config), _load(history), _load(report)
-    flow_report = _load(flow) if flow is not None and flow.is_file() else None
-    model = meta["config"]
-    epe = hist.get("flow_epe") or []
-    val_set, val_since = validation
-    val = [sv for sv in hist.get("val_psnr") or [] if sv[0] > val_since]  # scores on one set only
-    lines = [
+def model_section(meta: dict[str, Any], segments: list[dict[str, Any]]) -> list[str]:
+    return [
         "# Model card: vsarvo default weights (`arvo_tiny`)",
         "",
-        "ARVo (Li et al., CVPR 2021) in the `tiny` configuration, trained by this project on a CPU from",
-        "scratch: no pretrained ARVo or PWC-Net weights exist that we could download. This file is",
-        "generated by `python -m vsarvo.training.model_card` from the files the commands below wrote.",
+        "ARVo (Li et al., CVPR 2021) in the `tiny` configuration, trained from scratch by this project (no",
+        "pretrained ARVo or PWC-Net weights exist that we could download). This file is generated by",
+        "`python -m vsarvo.training.model_card` from the files the commands under Reproduce wrote.",
         "",
         "## Model",
         "",
-        f"- Configuration (`ARVoConfig`): `{json.dumps(model, sort_keys=True)}`",
+        f"- Configuration (`ARVoConfig`): `{json.dumps(meta['config'], sort_keys=True)}`",
         f"- Config digest `{meta['config_digest']}`; weights file SHA-256 `{meta['sha256']}`",
-        f"- Training steps: {meta.get('train_steps', 'unknown')}",
+        f"- Training steps: {meta.get('train_steps', 'unknown')}, in {len(lineage(segments))} segments "
+        f"joined by `--resume`: {device_spans(segments)}.",
         "- Input: RGB in [0, 1], any size >= 64x64; output: the restored middle frame of a 5-frame window.",
+    ]
+
+
+def data_section(cfg: dict[str, Any]) -> list[str]:
+    return [
         "",
-        "## Training data and recipe",
+        "## Data",
         "",
-        f"- Data: {cfg['procedural_clips']} procedural clips of {cfg['procedural_frames']} frames at "
-        f"{cfg['procedural_size']}x{cfg['procedural_size']} (`vsarvo.training.data.procedural`): textures from the "
-        "train split of the source images (scikit-image photos plus procedural 1/f noise, polygons, text, "
-        "foliage), moved along random smooth camera paths with independently moving layers, blurred by "
-        "averaging sub-frame renders in linear light, with sensor noise; blur settings "
+        f"- {cfg['procedural_clips']} procedural clips of {cfg['procedural_frames']} frames at "
+        f"{cfg['procedural_size']}x{cfg['procedural_size']} in the last segment (`vsarvo.training.data.procedural`).",
+        "- Textures from the train split of the source images (scikit-image photos plus procedural 1/f noise, "
+        "polygons, text, foliage), moved along random smooth camera paths with independently moving layers.",
+        "- Blur: sub-frame renders averaged in linear light, with sensor noise; settings "
         "`vsarvo.training.data.rendered.TRAIN_BLUR`.",
+        "- Validation picks the shipped file on clips of their own from the same train split; the test set "
+        "below uses source images training never saw.",
+    ]
+
+
+def recipe_section(cfg: dict[str, Any], epe: list[list[float]], flow_report: dict[str, Any] | None,
+                   commands: dict[str, str]) -> list[str]:
+    frozen = cfg.get("freeze_flow_steps", 0) >= cfg.get("steps", 0)
+    loss = f"- Loss: {cfg.get('pixel_loss', 'l1').upper()} on every stage output"
+    if cfg["adv_weight"] > 0:
+        loss += f" + {cfg['adv_weight']} x adversarial loss from the temporal discriminator (the paper uses 0.1)."
+    else:
+        loss += (". The adversarial term (the paper: 0.1 x the temporal discriminator's loss) is switched off in "
+                 "the segment that produced the shipped file (`--adv-weight 0`): it buys perceptual sharpness "
+                 "at some cost in PSNR, the figure this card reports.")
+    return [
+        "",
+        "## Recipe",
+        "",
+        "The settings below are those of the segment that produced the shipped file; Reproduce lists what "
+        "each earlier segment changed.",
+        "",
         _flow_line(epe, flow_report, commands.get("flow")),
-        "- Curriculum: one stage on 3-frame windows first (the cheap part), then the two progressive stages "
-        "with shared weights on 5-frame windows. The run went in segments joined by `--resume`, listed "
-        f"under Reproduce; in the one that produced the shipped file the two-stage phase starts at step {cfg['stage1_steps']} and the "
-        + ("flow net stays frozen, which halves the cost of a step." if cfg.get("freeze_flow_steps", 0) >= cfg.get("steps", 0) else
-           f"flow net trains jointly from step {cfg.get('freeze_flow_steps', 0)}."),
-        f"- Loss: {cfg.get('pixel_loss', 'l1').upper()} on every stage output"
-        + (f" + {cfg['adv_weight']} x adversarial loss from the temporal discriminator (the paper uses 0.1; a "
-           "smaller weight here because the CPU budget is short and the adversarial term only pays off late)."
-           if cfg["adv_weight"] > 0 else
-           ". The adversarial term (the paper: 0.1 x the temporal discriminator's loss) is switched off in the "
-           "segment that produced the shipped file (`--adv-weight 0`): it buys perceptual sharpness at some cost in PSNR, the figure this "
-           "card reports; Reproduce lists the weight each earlier segment used."),
+        f"- Curriculum: one stage on 3-frame windows up to step {cfg['stage1_steps']}, then the two progressive "
+        "stages with shared weights on 5-frame windows; the flow net "
+        + ("stays frozen." if frozen else f"trains jointly from step {cfg.get('freeze_flow_steps', 0)}."),
+        loss,
         f"- Adam, lr {cfg['lr']:g} " + _schedule(cfg) + f", batch {cfg['batch_size']}, "
         f"{cfg['crop']}x{cfg['crop']} crops, flips and 90-degree rotations, gradient clipping {cfg['clip_grad']}, "
-        f"seed {cfg['seed']}. The run was resumed from checkpoints with changed learning-rate and curriculum "
-        "settings while it ran; the settings above are those of the segment that produced the shipped file.",
+        f"seed {cfg['seed']}, mixed precision {'on' if cfg.get('amp') else 'off'}.",
     ]
-    if val:
-        best_step, best = max(val, key=lambda sv: sv[1])
-        lines.append(f"- Validation PSNR during training ({val_set}, scored since step {val_since}): "
-                     f"{val[0][1]:.2f} dB at step {val[0][0]}, best {best:.2f} dB at step {best_step}, "
-                     f"{val[-1][1]:.2f} dB at step {val[-1][0]} (the run's last). The shipped file is the "
-                     "best-validated one.")
-    shipped_steps = meta.get("train_steps")
-    if isinstance(shipped_steps, int) and shipped_steps <= cfg["stage1_steps"]:
-        lines.append(f"- **The shipped weights come from step {shipped_steps}, inside the single-stage phase**: they "
-                     "were trained as one stage on 3-frame windows and are applied twice (two stages, 5-frame "
-                     "window) at inference; the two-stage phase has not yet run long enough to improve validation "
-                     "PSNR.")
+
+
+def _validation_lines(hist: dict[str, Any], validation: tuple[str, int], meta: dict[str, Any]) -> list[str]:
+    val_set, val_since = validation
+    val = [sv for sv in hist.get("val_psnr") or [] if sv[0] > val_since]  # scores on one set only
+    if not val:
+        return []
+    best_step, best = max(val, key=lambda sv: sv[1])
+    return [f"- Validation PSNR during training ({val_set}, scored since step {val_since}): "
+            f"{val[0][1]:.2f} dB at step {val[0][0]}, best {best:.2f} dB at step {best_step}, "
+            f"{val[-1][1]:.2f} dB at step {val[-1][0]} (the run's last). The shipped file is the "
+            f"best-validated one (step {meta.get('train_steps', 'unknown')})."]
+
+
+def results_section(rep: dict[str, Any], hist: dict[str, Any], validation: tuple[str, int],
+                    meta: dict[str, Any], commands: dict[str, str]) -> list[str]:
     m, i = rep["model"], rep["input"]
-    lines += [
+    meets = rep["gain_db"] >= 2.0 and rep["frames_worse"] <= 0.05 and rep.get("static_psnr", 0) >= 35
+    lines = [
         "",
-        "## Measured quality",
+        "## Results",
         "",
         f"Held-out procedural test set: {i['frames']} frames from source images training never saw, a seed "
-        f"of its own, RGB uint8, border crop {rep['crop']} px (`{commands['eval']}`).",
+        f"of its own, RGB uint8, border crop {rep['crop']} px.",
+        f"Command: `{commands['eval']}`",
         "",
         "| | PSNR (dB) | SSIM | flicker |",
         "|---|---|---|---|",
@@ -138,45 +178,128 @@ def render(*, weights_json: Path, train_config: Path, history: Path, report: Pat
     lines += [
         "- The project's acceptance bar is a gain of at least 2.0 dB with at most 5 % of frames made worse "
         "and at least 35 dB on the static clip. "
-        + ("These weights meet it." if rep["gain_db"] >= 2.0 and rep["frames_worse"] <= 0.05
-           and rep.get("static_psnr", 0) >= 35 else
-           "**These weights do not meet it yet**: training continues from the committed rolling checkpoint "
-           "(`runs/arvo_tiny/rolling.pt`, `arvo train ... --resume`)."),
+        + ("These weights meet it." if meets else
+           f"**These weights do not meet it yet**: training continues from `{SHIPPED_RUN / 'rolling.pt'}`."),
         "- Flicker: mean absolute difference (8-bit levels) between the frame-to-frame changes of the "
         "output and of the ground truth.",
+        *_validation_lines(hist, validation, meta),
     ]
-    if ablation is not None and ablation.is_file():
-        abl = _load(ablation)
-        b = abl["budget"]
-        lines += ["", "## Ablation (reduced budget)", "",
-                  f"Each variant retrained from scratch for {b['steps']} steps (batch {b['batch_size']}, "
-                  f"{b['crop']} px crops, {b['clips']} clips), scored on held-out procedural clips "
-                  f"(`{commands['ablation']}`)."
-                  + (f" The variants with flow start from one flow net pretrained for {b['flow_pretrain_steps']} steps "
-                     f"(held-out end-point error {b['flow_epe']:.2f} px; no motion: {b['zero_flow_epe']:.2f} px), frozen."
-                     if b.get("flow_pretrain_steps") else "")
-                  + " At this budget the numbers rank the variants only roughly.", "",
-                  "| variant | PSNR (dB) | SSIM | blurry input PSNR |", "|---|---|---|---|"]
-        for name, r in abl["variants"].items():
-            lines.append(f"| {name} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['input_psnr']:.2f} |")
-    lines += [
+    return lines
+
+
+def ablation_section(abl: dict[str, Any], command: str) -> list[str]:
+    b = abl["budget"]
+    intro = (f"Each variant retrained from scratch for {b['steps']} steps (batch {b['batch_size']}, "
+             f"{b['crop']} px crops, {b['clips']} clips), scored on held-out procedural clips.")
+    if b.get("flow_pretrain_steps"):
+        intro += (f" The variants with flow start from one flow net pretrained for {b['flow_pretrain_steps']} "
+                  f"steps (held-out end-point error {b['flow_epe']:.2f} px; no motion: {b['zero_flow_epe']:.2f} px), frozen.")
+    lines = ["", "## Ablation (reduced budget)", "", intro + " At this budget the numbers rank the variants only roughly.",
+             f"Command: `{command}`", "", "| variant | PSNR (dB) | SSIM | blurry input PSNR |", "|---|---|---|---|"]
+    for name, r in abl["variants"].items():
+        lines.append(f"| {name} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['input_psnr']:.2f} |")
+    return lines
+
+
+def limits_section(meta: dict[str, Any]) -> list[str]:
+    return [
         "",
         "## Limits",
         "",
-        f"- Trained on synthetic blur only, in segments over several sessions ({meta.get('train_steps', 'unknown')} "
-        "steps for the shipped file; Reproduce says what ran where): expect modest gains on real "
-        "footage. For real quality train `ARVoConfig.paper()` on DVD / GoPro / HFR-DVD on a GPU "
+        f"- Trained on synthetic blur only ({meta.get('train_steps', 'unknown')} steps for the shipped file, "
+        "a small fraction of the paper's budget): expect modest gains on real footage.",
+        "- For real quality train the paper's configuration on DVD / GoPro / HFR-DVD on a GPU "
         "(`arvo train --preset paper --data ROOT`).",
         "- The paper's figures (DVD: 32.80 dB / 0.9352 SSIM) are for its full model and data; they do not "
         "describe these weights.",
-        "",
-        "## Reproduce",
-        "",
-        f"- Training: `{commands['train']}`",
-        f"- Evaluation: `{commands['eval']}`",
-        f"- This card: `{commands['card']}`",
-        "",
     ]
+
+
+def what_changed(seg: dict[str, Any], before: dict[str, Any] | None, settings_before: dict[str, str]) -> str:
+    """A segment's change from the one before it, from their records: grown or retrained parts, the recipe
+    flags that differ, the learning rate and stages its log shows, the device."""
+    command = seg.get("command") or ""
+    if before is None:
+        return "first segment"
+    notes, grown = [], {}
+    if seg["kind"] == "flow":
+        notes.append("flow net retrained alone"
+                     + (f" (held-out end-point error {seg['flow_epe']:.2f} px at the end)" if seg.get("flow_epe") else ""))
+    if command.startswith("python -m vsarvo.training.grow"):
+        grown = {k: v for k, v in command_settings(command.split(", then ")[0]).items() if k not in ("--checkpoint", "--out")}
+        notes.append("grown: " + " ".join(k if v == "on" else f"{k} {v}" for k, v in grown.items()))
+    if seg["kind"] == "side":
+        notes.append("side run, not in the shipped weights")
+    if seg["kind"] != "flow":
+        notes += [c for c in changed_settings(settings_before, settings_of(seg)) if c.split()[0] not in grown]
+    if not command:
+        if seg.get("lr") and seg["lr"] != before.get("lr"):
+            notes.append(f"lr {seg['lr']:.0e} (log)")
+        if seg.get("stages") and seg["stages"] != before.get("stages"):
+            notes.append("stages " + ", ".join(map(str, seg["stages"])) + " (log)")
+    if seg["device"] != before["device"]:
+        notes.append(f"on {seg['device']}")
+    return "; ".join(notes) or "continued"
+
+
+def _cell(text: str) -> str:
+    return f"<td>{html.escape(text)}</td>"
+
+
+def _command_cell(command: str | None) -> list[str]:
+    """The command in a code element, broken over lines of <= 100 characters (HTML joins them with a space)."""
+    if not command:
+        return ["<td>not recorded in the log</td>"]
+    lines, line = [], ""
+    for word in html.escape(command, quote=False).split(" "):
+        if line and len(line) + len(word) > 100:
+            lines.append(line)
+            line = ""
+        line = f"{line} {word}" if line else word
+    return ["<td><code>", *lines, line, "</code></td>"]
+
+
+def reproduce_section(segments: list[dict[str, Any]], meta: dict[str, Any], commands: dict[str, str]) -> list[str]:
+    shipped = meta.get("train_steps")
+    lines = ["", "## Reproduce", "",
+             "One row per training segment, in the order they ran, from the run's `segments.jsonl`; best "
+             "validation PSNR within the segment (the validation set changed once, see Results).", "",
+             "<table>", "<tr><th>segment</th><th>steps</th><th>device</th><th>best validation</th>"
+             "<th>what changed</th><th>command</th></tr>"]
+    before, settings_before = None, {}
+    for seg in segments:
+        name = seg["name"]
+        if seg["kind"] != "side" and isinstance(shipped, int) and seg["start"] < shipped <= seg["end"]:
+            name += f" (shipped weights: step {shipped})"
+        steps = f"{seg['start']}-{seg['end']}" if seg["start"] is not None else f"to {seg['end']}"
+        best = f"{seg['best_val'][1]:.2f} dB at step {seg['best_val'][0]}" if seg["best_val"] else "-"
+        lines += ["<tr>" + _cell(name) + _cell(steps) + _cell(seg["device"]) + _cell(best)
+                  + _cell(what_changed(seg, before, settings_before)), *_command_cell(seg["command"]), "</tr>"]
+        if seg["kind"] != "side":
+            before = seg
+            settings_before = {**settings_before, **settings_of(seg)}
+    lines += ["</table>", "",
+              f"- Evaluation: `{commands['eval']}`",
+              f"- This card: `{commands['card']}`",
+              f"- The segments of a run are recorded by `arvo train` in `OUT_DIR/segments.jsonl`; those before that "
+              f"record existed were converted from `{SHIPPED_RUN / 'train_log.txt'}` by "
+              "`python -m vsarvo.training.segments_from_log`.", ""]
+    return lines
+
+
+def render(*, weights_json: Path, train_config: Path, history: Path, report: Path, segments: Path,
+           ablation: Path | None, commands: dict[str, str], validation: tuple[str, int] = ("validation windows", 0),
+           flow: Path | None = None) -> str:
+    """The model card's Markdown from the measured files."""
+    meta, cfg, hist, rep = _load(weights_json), _load(train_config), _load(history), _load(report)
+    records = read_segments(segments)
+    flow_report = _load(flow) if flow is not None and flow.is_file() else None
+    lines = model_section(meta, records) + data_section(cfg)
+    lines += recipe_section(cfg, hist.get("flow_epe") or [], flow_report, commands)
+    lines += results_section(rep, hist, validation, meta, commands)
+    if ablation is not None and ablation.is_file():
+        lines += ablation_section(_load(ablation), commands["ablation"])
+    lines += limits_section(meta) + reproduce_section(records, meta, commands)
     return "\n".join(lines)
 
 
@@ -184,20 +307,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m vsarvo.training.model_card", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights-json", type=Path, default=Path("vsarvo/weights/arvo_tiny.json"))
-    p.add_argument("--run", type=Path, default=Path("runs/arvo_tiny"),
-                   help="folder with train_config.json, history.json, report.json (and ablation.json, flow_report.json)")
-    p.add_argument("--checkpoint", type=Path, default=Path("runs/arvo_tiny/rolling.pt"),
+    p.add_argument("--run", type=Path, default=SHIPPED_RUN,
+                   help="folder with segments.jsonl, train_config.json, history.json, report.json, commands.json "
+                        "(and ablation.json, flow_report.json)")
+    p.add_argument("--checkpoint", type=Path, default=SHIPPED_RUN / "rolling.pt",
                    help="the run's training checkpoint: which validation set its scores are on")
     p.add_argument("--out", type=Path, default=Path("vsarvo/weights/MODEL_CARD.md"))
     args = p.parse_args(argv)
-    commands = json.loads((args.run / "commands.json").read_text())
-    text = render(weights_json=args.weights_json, train_config=args.run / "train_config.json",
-                  history=args.run / "history.json", report=args.run / "report.json",
-                  ablation=args.run / "ablation.json", commands=commands, validation=validation_of(args.checkpoint),
-                  flow=args.run / "flow_report.json")
-    write_text_atomic(args.out, text)
+    write_text_atomic(args.out, render_run(args.run, weights_json=args.weights_json, checkpoint=args.checkpoint))
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
+
+
+def render_run(run: Path, *, weights_json: Path, checkpoint: Path | None) -> str:
+    """The card for the run folder ``run`` (the files it holds under their usual names)."""
+    return render(weights_json=weights_json, train_config=run / "train_config.json", history=run / "history.json",
+                  report=run / "report.json", segments=run / "segments.jsonl", ablation=run / "ablation.json",
+                  commands=_load(run / "commands.json"), validation=validation_of(checkpoint),
+                  flow=run / "flow_report.json")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 from pathlib import Path
 from typing import Any
 
@@ -53,14 +52,14 @@ def command_settings(command: str) -> dict[str, str]:
     """``--flag value`` pairs of an ``arvo train`` command; a switch maps to "on" (``--flag``) or "off"
     (``--no-flag``). For a ``grow ..., then arvo train ...`` record, those of the train part."""
     part = command.split(", then ")[-1]
-    tokens = shlex.split(part.replace("(", " ( ").replace(")", " ) "))
+    tokens = part.replace("(", " ( ").replace(")", " ) ").split()
     settings: dict[str, str] = {}
     depth = 0
     for i, token in enumerate(tokens):
         depth += (token == "(") - (token == ")")
         if depth or not token.startswith("--"):
             continue
-        value = tokens[i + 1] if i + 1 < len(tokens) else "--"
+        value = tokens[i + 1].rstrip(",;") if i + 1 < len(tokens) else "--"
         if not value.startswith("--") and value not in "()":
             settings[token] = value
         elif token.startswith("--no-"):

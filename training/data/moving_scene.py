@@ -54,7 +54,11 @@ class MovingScene:
         theta[:, :, 2] = 2 * shift * self.supersample  # the path is in output pixels
         theta[:, 0] /= tex_w
         theta[:, 1] /= tex_h
-        return F.affine_grid(torch.from_numpy(theta).float(), [len(times), 1, height, width], align_corners=False)
+        theta = torch.from_numpy(theta).float()[:, None, None]  # [N, 1, 1, 2, 3]
+        xs = (torch.arange(width, dtype=torch.float32) * 2 + 1) / width - 1
+        ys = (torch.arange(height, dtype=torch.float32) * 2 + 1) / height - 1
+        # Separable form of F.affine_grid: same grid, a fraction of its cost on a CPU.
+        return (xs[:, None] * theta[..., 0] + theta[..., 2]) + ys[:, None, None] * theta[..., 1]
 
     def _sample(self, layer: Layer, times: np.ndarray, padding: str) -> torch.Tensor:
         texture = layer.texture[None].expand(len(times), -1, -1, -1)
