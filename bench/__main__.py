@@ -14,7 +14,7 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
-from bench import aggregation_memory, model_cost, peer_basicvsrpp, report, throughput
+from bench import aggregation_memory, gpu, model_cost, peer_basicvsrpp, report, throughput
 from bench.record import RESULTS_DIR
 
 BENCHMARKS: dict[str, tuple[Callable[[list[str] | None], int], bool]] = {
@@ -23,6 +23,8 @@ BENCHMARKS: dict[str, tuple[Callable[[list[str] | None], int], bool]] = {
     "aggregation_memory": (aggregation_memory.main, True),
     "throughput": (throughput.main, True),
     "peer_basicvsrpp": (peer_basicvsrpp.main, True),
+    # Runs where CUDA is available; elsewhere it says so and writes nothing (--cpu-tiny is its CPU mode).
+    "gpu": (gpu.suite_main, False),
 }
 
 

@@ -18,7 +18,7 @@ from typing import Any, Callable
 from bench.record import RESULTS_DIR, load_results
 from vsarvo.atomic import write_text_atomic
 
-__all__ = ["render", "replace_between_markers", "START_MARKER", "END_MARKER", "main"]
+__all__ = ["render", "replace_between_markers", "archive_gpu_hours", "START_MARKER", "END_MARKER", "main"]
 
 START_MARKER = "<!-- bench:start -->"
 END_MARKER = "<!-- bench:end -->"
@@ -174,11 +174,93 @@ def _peer(data: dict[str, Any]) -> list[str]:
     return lines + ["", *_conditions(data, f"fp32 sgemm {s['reference_flops_per_s'] / 1e9:.0f} GFLOP/s")]
 
 
+ARCHIVE_HOURS = 10_000
+ARCHIVE_FPS = 25
+
+
+def archive_gpu_hours(fps: float, *, hours: float = ARCHIVE_HOURS, video_fps: float = ARCHIVE_FPS) -> float:
+    """GPU-hours to process ``hours`` of video at ``video_fps`` on one GPU that does ``fps`` frames/s."""
+    if fps <= 0:
+        raise ValueError(f"frames/s must be > 0, got {fps}")
+    return hours * 3600 * video_fps / fps / 3600
+
+
+def _archive_lines(data: dict[str, Any]) -> list[str]:
+    """One line per configuration: the archive's cost at the end-to-end filter rate where one was
+    measured, else at the fastest model path, at 1080p (else the largest size measured)."""
+    lines = []
+    ok = [r for r in data["rows"] if r["status"] == "ok" and r["kind"] in ("model", "filter")]
+    for config in dict.fromkeys(r["config"] for r in ok):
+        rows = [r for r in ok if r["config"] == config]
+        size = "1080p" if any(r["size"] == "1080p" for r in rows) else max(rows, key=lambda r: r["width"] * r["height"])["size"]
+        at_size = [r for r in rows if r["size"] == size]
+        filters = [r for r in at_size if r["kind"] == "filter"]
+        if filters:
+            fps, how = filters[0]["fps_after_warmup"], f"the filter through {filters[0]['runner']}"
+        else:
+            best = max(at_size, key=lambda r: r["output_fps"])
+            fps, how = best["output_fps"], f"the model alone, {best['path']}"
+        unit = "GPU" if data["mode"] == "gpu" else "CPU"
+        lines.append(f"- A {ARCHIVE_HOURS:,}-hour archive at {ARCHIVE_FPS} fps costs {archive_gpu_hours(fps):,.0f} "
+                     f"{unit}-hours at the measured rate of `{config}` at {size} ({fps:.3g} frames/s, {how}, "
+                     f"{data['device_name']}).")
+    return lines
+
+
+def _gpu(data: dict[str, Any]) -> list[str]:
+    rows, skipped = [], []
+    for r in data["rows"]:
+        if r["status"] != "ok":
+            skipped.append(f"- {r['kind']} {r['config']} {r['size']} {r.get('path', '')}".rstrip()
+                           + f": {r['status']} ({r.get('reason')})")
+        elif r["kind"] == "model":
+            path = r["path"] + (f", tiled {r['tile']}" if r.get("tile") else "")
+            speedup = "-" if r.get("speedup_vs_baseline") is None else f"{r['speedup_vs_baseline']:.2f}x"
+            memory = r["peak_allocated_bytes"] if "peak_allocated_bytes" in r else r["peak_rss_growth_bytes"]
+            rows.append([r["config"], r["size"], path, f"{r['output_fps']:.3g}", speedup, f"{1000 * r['stage_s']:.3g}",
+                         f"{100 * r['fraction_of_bf16_matmul']:.2f}", _mb(memory)])
+    memory_kind = "GPU peak allocated" if data["mode"] == "gpu" else "RSS growth"
+    header = ["config", "size", "path", "frames/s", f"vs {data['baseline']}", "ms / stage call", "% of bf16 matmul",
+              f"peak memory (MB, {memory_kind})"]
+    title = f"### GPU: {data['device_name']}" if data["mode"] == "gpu" else "### GPU benchmark, CPU tiny mode"
+    lines = [title, "", *_table(header, rows), "",
+             "Frames/s of a full output frame (stage calls x median stage call, device-resident frames, "
+             "channels-last, after warm-up; compiled paths compiled once at the row's size); % of bf16 matmul = "
+             "analytic FLOP/s over the bf16 matrix-product rate measured in the same run."]
+    parity = [r for r in data["rows"] if r["kind"] == "parity" and r["status"] == "ok"]
+    if parity:
+        precisions = list(dict.fromkeys(p for r in parity for p in r["psnr_db"]))
+        prows = [[r["config"], r["size"], *[f"{r['psnr_db'][p]:.1f}" if p in r["psnr_db"] else "-" for p in precisions],
+                  "yes" if r["counts"] else "NO"] for r in parity]
+        lines += ["", "#### Parity with fp32", "",
+                  *_table(["config", "size", *[f"{p} vs fp32 (dB)" for p in precisions],
+                           f">= {data['parity_threshold_db']:.0f} dB"], prows)]
+    filters = [r for r in data["rows"] if r["kind"] == "filter" and r["status"] == "ok"]
+    if filters:
+        frows = [[r["config"], r["size"], str(r["frames"]), r["runner"], r["precision"], f"{r['fps_after_warmup']:.3g}",
+                  f"{r['bare_fps']:.3g}" if "bare_fps" in r else "-",
+                  f"{r['ratio_to_bare']:.2f}" if "ratio_to_bare" in r else "-"] for r in filters]
+        lines += ["", "#### The filter end to end", "",
+                  *_table(["config", "size", "frames", "runner", "precision", "frames/s after warm-up",
+                           "bare model frames/s", "filter / bare"], frows), "",
+                  "vsarvo.Deblur on a YUV420P8 clip held in memory; frames/s after warm-up = the extra frames "
+                  "over the difference of two runs' output times (first frames only, all frames)."]
+    lines += ["", "#### Batch cost", "", *_archive_lines(data)]
+    if skipped:
+        lines += ["", "Not measured:", *skipped]
+    m = data["matmul"]
+    rates = ", ".join(f"{p} {m[p]['flops_per_s'] / 1e12:.3g}" for p in ("bf16", "fp16", "fp32") if p in m)
+    extra = (f"{data['device_name']}, torch {data['torch']}, CUDA {data['cuda'] or 'none'}; reference: "
+             f"{m['n']}^3 matmul {rates} TFLOP/s")
+    return lines + ["", *_conditions(data, extra)]
+
+
 SECTIONS: list[tuple[str, Callable[[dict[str, Any]], list[str]]]] = [
     ("model_cost", _model_cost),
     ("throughput", _throughput),
     ("aggregation_memory", _aggregation_memory),
     ("peer_basicvsrpp", _peer),
+    ("gpu", _gpu),
 ]
 
 
