@@ -1,14 +1,18 @@
 """GPU inference: frames/s per path, size and configuration, parity with fp32, the filter end to end.
 
-    python -m bench.gpu [--budget 420] [--row-budget 12] [--out bench/results/gpu.json]
+    python -m bench.gpu [--budget 420] [--row-budget 6] [--out bench/results/gpu.json]
     python -m bench.gpu --cpu-tiny            # the same benchmark, tiny and small, on the CPU (CI)
+    bash bench/gpu_run.sh                     # on a lent GPU: carried wheels, results under $OUT
 
-Rows run in priority order (the paper configuration at 1080p first, 4K and the extra filter rows
-last) and the JSON is rewritten after every row, so a run stopped at its time limit keeps what it
-measured; a row that would not fit in what is left of ``--budget`` is skipped and says so.
+This module plans the rows, keeps the budget and writes the results; bench.gpu_measure measures
+one stage call, bench.gpu_filter the filter through vspipe. Rows run in priority order (both
+configurations at 1080p first, 4K and the longer filter rows last) and the JSON is rewritten after
+every row, so a run stopped at its time limit keeps what it measured; a row that would not fit in
+what is left of ``--budget`` is skipped and says so.
 
 - model rows: one stage call (3 frames -> 1) on device-resident frames, channels-last, after one
-  warm-up call (a compiled path compiles there, once for the row's frame size); each timed call is
+  warm-up call (three for a compiled path: it compiles at the first, once for the row's frame
+  size, and reduce-overhead records its CUDA graphs at the next); each timed call is
   bracketed by CUDA events (a synchronised host clock on the CPU) until ``--repeats`` calls or the
   row's budget. frames/s per output frame = 1 / (stages x median stage call). Eager fp16 is the
   baseline every other path at that configuration and size is compared with. Compiled paths run
@@ -25,10 +29,6 @@ measured; a row that would not fit in what is left of ``--budget`` is skipped an
 from __future__ import annotations
 
 import argparse
-import gc
-import inspect
-import json
-import math
 import statistics
 import sys
 import tempfile
@@ -38,22 +38,21 @@ from typing import Any
 
 import torch
 
-from bench.fresh_process import PointFailed, emit_point, run_point
+from bench.fresh_process import PointFailed, run_point
+from bench.gpu_measure import cpu_matmul, measure_model, measure_parity
 from bench.machine import measure_gpu_dense
-from bench.memory import peak_rss_bytes, reset_peak_rss, rss_bytes
 from bench.model_cost import SIZES, bench_configs, parse_size, shipped_config_name, stage_flops
 from bench.record import RESULTS_DIR, envelope, write_json
-from bench.throughput import _moving_pattern, _write_weights
+from bench.throughput import _write_weights
 
-__all__ = ["PARITY_DB", "FRAME_SIZES", "RunPath", "gpu_plan", "cpu_tiny_plan", "parse_frame_size", "psnr",
-           "measure_model", "measure_parity", "print_table", "main", "suite_main"]
+__all__ = ["PARITY_DB", "FRAME_SIZES", "RunPath", "gpu_plan", "cpu_tiny_plan", "parse_frame_size", "row_name",
+           "print_table", "main", "suite_main"]
 
 PARITY_DB = 45.0
 FRAME_SIZES = {**SIZES, "2160p": (3840, 2160)}
 BASELINE = "eager fp16"
 TILE = 512  # the tile edge an out-of-memory row is retried with
 COMPILE_TIMEOUT_S = 180.0
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 class RunPath:
@@ -69,129 +68,6 @@ def parse_frame_size(text: str) -> tuple[str, int, int]:
     if text in FRAME_SIZES:
         return (text, *FRAME_SIZES[text])
     return parse_size(text)
-
-
-def psnr(out: torch.Tensor, ref: torch.Tensor) -> float:
-    """PSNR in dB of ``out`` against ``ref`` (both in [0, 1]); inf when they are equal."""
-    mse = torch.mean((out.double() - ref.double()) ** 2).item()
-    return math.inf if mse == 0 else 10.0 * math.log10(1.0 / mse)
-
-
-def _inputs(width: int, height: int, device: str, dtype: torch.dtype) -> list[torch.Tensor]:
-    frames = torch.from_numpy(_moving_pattern(3, height, width))
-    return [frames[i:i + 1].to(device, dtype).contiguous(memory_format=torch.channels_last) for i in range(3)]
-
-
-def _stage(weights: str, device: str, dtype: torch.dtype) -> torch.nn.Module:
-    from vsarvo.weights import load_model
-
-    stage = load_model(weights).stage.to(device=device, dtype=dtype).eval()
-    return stage.to(memory_format=torch.channels_last)
-
-
-def _timed_call(fn, args: list[torch.Tensor], kwargs: dict[str, Any], cuda: bool) -> tuple[torch.Tensor, float]:  # noqa: ANN001
-    if cuda:
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        out = fn(*args, **kwargs)
-        end.record()
-        end.synchronize()
-        return out, start.elapsed_time(end) / 1000.0
-    began = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return out, time.perf_counter() - began
-
-
-def _tile_kwargs(stage: torch.nn.Module, tile: int | None) -> dict[str, Any]:
-    if tile is None:
-        return {}
-    if "tile" not in inspect.signature(stage.forward).parameters:
-        raise RuntimeError("the stage has no tile option")
-    return {"tile": tile}
-
-
-def measure_model(spec: dict[str, Any]) -> dict[str, Any]:
-    """One model row in this process: load, warm up (compile), time stage calls, read peak memory.
-
-    ``spec``: weights, device, width, height, precision, compile_mode, tile, repeats, row_budget_s.
-    Returns status "ok" with warmup_s, seconds (each timed call) and peak_allocated_bytes (GPU) or
-    peak_rss_growth_bytes (CPU); status "oom" with the reason when the device ran out of memory.
-    """
-    device, cuda = spec["device"], spec["device"].startswith("cuda")
-    dtype = DTYPES[spec["precision"]]
-    torch.manual_seed(0)
-    stage = _stage(spec["weights"], device, dtype)
-    forward = stage if spec["compile_mode"] is None else torch.compile(stage, mode=spec["compile_mode"], dynamic=False)
-    kwargs = _tile_kwargs(stage, spec.get("tile"))
-    inputs = _inputs(int(spec["width"]), int(spec["height"]), device, dtype)
-    gc.collect()
-    if cuda:
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
-    baseline_rss, _ = rss_bytes(), reset_peak_rss()
-    seconds: list[float] = []
-    try:
-        with torch.inference_mode():
-            warmup_s = []
-            # Compiled paths: the first call compiles, the next ones record CUDA graphs (reduce-overhead).
-            for _ in range(1 if spec["compile_mode"] is None else 3):
-                warm_start = time.perf_counter()
-                _timed_call(forward, inputs, kwargs, cuda)
-                warmup_s.append(time.perf_counter() - warm_start)
-            began = time.perf_counter()
-            while len(seconds) < int(spec["repeats"]):
-                _, s = _timed_call(forward, inputs, kwargs, cuda)
-                seconds.append(s)
-                if time.perf_counter() - began + s > float(spec["row_budget_s"]):
-                    break
-    except torch.OutOfMemoryError as exc:
-        return {"status": "oom", "reason": f"out of memory: {str(exc).splitlines()[0]}"}
-    finally:
-        del stage, forward, inputs
-        gc.collect()
-        if cuda:
-            torch.cuda.empty_cache()
-    result: dict[str, Any] = {"status": "ok", "warmup_s": warmup_s, "seconds": seconds}
-    if cuda:
-        result["peak_allocated_bytes"] = torch.cuda.max_memory_allocated()
-    else:
-        result["peak_rss_growth_bytes"] = max(0, peak_rss_bytes() - baseline_rss)
-    return result
-
-
-def measure_parity(weights: str, device: str, width: int, height: int, precisions: list[str]) -> dict[str, float]:
-    """PSNR (dB) of each precision's stage output against fp32's on the same frames (TF32 off)."""
-    matmul_tf32, cudnn_tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    outputs: dict[str, torch.Tensor] = {}
-    try:
-        with torch.inference_mode():
-            for precision in ["fp32", *precisions]:
-                dtype = DTYPES[precision]
-                stage = _stage(weights, device, dtype)
-                outputs[precision] = stage(*_inputs(width, height, device, dtype)).float().clamp(0, 1).cpu()
-                del stage
-                gc.collect()
-                if device.startswith("cuda"):
-                    torch.cuda.empty_cache()
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul_tf32, cudnn_tf32
-    return {p: psnr(outputs[p], outputs["fp32"]) for p in precisions}
-
-
-def _cpu_matmul(n: int, repeats: int) -> dict[str, Any]:
-    """fp32 and bf16 n^3 products on the CPU (best of ``repeats``), the CPU mode's reference."""
-    result: dict[str, Any] = {"device_name": "cpu", "n": n, "repeats": repeats}
-    for name in ("fp32", "bf16"):
-        a, b = torch.randn(n, n, dtype=DTYPES[name]), torch.randn(n, n, dtype=DTYPES[name])
-        torch.matmul(a, b)
-        seconds = []
-        for _ in range(repeats):
-            began = time.perf_counter()
-            torch.matmul(a, b)
-            seconds.append(time.perf_counter() - began)
-        result[name] = {"flops_per_s": 2.0 * n**3 / min(seconds), "median_flops_per_s": 2.0 * n**3 / statistics.median(seconds)}
-    return result
 
 
 def _model_row(config: str, size: str, path: RunPath) -> dict[str, Any]:
@@ -213,22 +89,23 @@ def _filter_row(config: str, size: str, frames: int, precision: str) -> dict[str
 
 def gpu_plan(compile_modes: list[str], *, filter_frames: int = 24) -> list[dict[str, Any]]:
     """The GPU rows in priority order, so that what the budget cuts is what matters least: both
-    configurations at 1080p eager and their parity, the filter at 1080p, the first of ``compile_modes``
-    at 1080p (put the quickest to build first), 540p, 4K with parity, the other compile modes, then
-    the longer filter rows."""
+    configurations at 1080p eager with their parity, the filter at 1080p, paper at 1080p through the
+    first of ``compile_modes`` (put the quickest to build first), 540p, tiny at 4K with parity, tiny
+    compiled, paper at 4K with parity, the other compile modes, then the longer filter rows."""
     eager = [RunPath("fp16"), RunPath("bf16")]
+    compiled = {config: [_model_row(config, "1080p", RunPath("fp16", mode)) for mode in compile_modes]
+                for config in ("paper", "tiny")}
     rows: list[dict[str, Any]] = []
     for config in ("paper", "tiny"):
         rows += [_model_row(config, "1080p", p) for p in eager]
         rows.append(_parity_row(config, "1080p", ["fp16", "bf16"]))
     rows.append(_filter_row("tiny", "1080p", filter_frames, "fp16"))
-    compiled = [[_model_row(config, "1080p", RunPath("fp16", mode)) for config in ("paper", "tiny")] for mode in compile_modes]
-    rows += compiled[0] if compiled else []
+    rows += compiled["paper"][:1]
     rows += [_model_row(config, "540p", p) for config in ("tiny", "paper") for p in eager]
-    for config in ("tiny", "paper"):
-        rows += [_model_row(config, "2160p", p) for p in eager]
-        rows.append(_parity_row(config, "2160p", ["fp16", "bf16"]))
-    rows += [row for mode_rows in compiled[1:] for row in mode_rows]
+    rows += [_model_row("tiny", "2160p", p) for p in eager] + [_parity_row("tiny", "2160p", ["fp16", "bf16"])]
+    rows += compiled["tiny"][:1]
+    rows += [_model_row("paper", "2160p", p) for p in eager] + [_parity_row("paper", "2160p", ["fp16", "bf16"])]
+    rows += compiled["paper"][1:] + compiled["tiny"][1:]
     rows += [_filter_row("paper", "1080p", 8, "fp16"), _filter_row("tiny", "2160p", 6, "fp16"),
              _filter_row("paper", "2160p", 6, "fp16")]
     return rows
@@ -240,15 +117,20 @@ def cpu_tiny_plan(size: str = "64x64") -> list[dict[str, Any]]:
             _parity_row("tiny", size, ["bf16"]), _filter_row("tiny", size, 6, "fp32")]
 
 
+def row_name(row: dict[str, Any]) -> str:
+    """'kind config size path' (path for model rows only), what --only matches."""
+    return " ".join(filter(None, [row["kind"], row["config"], row["size"], row.get("path")]))
+
+
 class _Run:
     """The run's state: results so far (rewritten to ``out`` after every row), the budget, references."""
 
     def __init__(self, result: dict[str, Any], out: str, *, budget_s: float, row_budget_s: float, repeats: int,
-                 device: str, weights: dict[str, str]) -> None:
+                 device: str, weights: dict[str, str], started: float | None = None) -> None:
         self.result, self.out, self.budget_s, self.row_budget_s = result, out, budget_s, row_budget_s
         self.repeats, self.device, self.weights = repeats, device, weights
         self.cuda = device.startswith("cuda")
-        self.started = time.perf_counter()
+        self.started = time.perf_counter() if started is None else started
         self.configs = bench_configs(["tiny", "paper"])
         self._flops: dict[tuple[str, int, int], int] = {}
 
@@ -336,7 +218,7 @@ def _run_model(run: _Run, row: dict[str, Any], tile: int | None = None) -> None:
         # A fresh process with a time limit: a compile that runs long costs this row only.
         timeout = min(COMPILE_TIMEOUT_S, run.left_s())
         try:
-            measured = run_point("bench.gpu", spec, timeout=timeout)
+            measured = run_point("bench.gpu_measure", spec, timeout=timeout)
         except PointFailed as exc:
             measured = {"status": "failed", "reason": exc.reason}
     else:
@@ -359,6 +241,9 @@ def _run_parity(run: _Run, row: dict[str, Any]) -> None:
     except torch.OutOfMemoryError as exc:
         run.add({**row, "status": "oom", "reason": f"out of memory: {str(exc).splitlines()[0]}"})
         return
+    except Exception as exc:  # one broken row must not cost the others
+        run.add({**row, "status": "failed", "reason": f"{type(exc).__name__}: {exc}"})
+        return
     run.add({**row, "status": "ok", "psnr_db": db, "threshold_db": PARITY_DB,
              "counts": all(v >= PARITY_DB for v in db.values())})
 
@@ -373,7 +258,10 @@ def _run_filter(run: _Run, row: dict[str, Any]) -> None:
         return
     warmup = max(1, min(4, row["frames"] // 3))
     spec = {**row, "weights": run.weights[row["config"]], "device": run.device, "tile": None, "warmup": warmup}
-    measured = run_filter(spec, timeout=max(30.0, run.left_s()))
+    try:
+        measured = run_filter(spec, timeout=max(30.0, run.left_s()))
+    except Exception as exc:  # one broken row must not cost the others
+        measured = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
     out = {**row, **measured, "warmup_frames": warmup}
     bare = run.model_row(row["config"], row["size"], f"eager {row['precision']}")
     if measured["status"] == "ok" and bare is not None:
@@ -413,23 +301,22 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    began = time.perf_counter()  # the budget counts from here: the reference and the weights are in it
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m bench.gpu", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--point", help=argparse.SUPPRESS)  # child process: measure one compiled row
     parser.add_argument("--cpu-tiny", action="store_true", help="the CPU mode: tiny, 64x64, eager fp32/bf16, parity, the filter")
     parser.add_argument("--device", default="cuda:0", help="the GPU (default cuda:0)")
     parser.add_argument("--budget", type=float, default=None, help="seconds for the whole run (default 420, CPU mode 150)")
-    parser.add_argument("--row-budget", type=float, default=None, help="seconds of timed calls per row (default 10, CPU mode 3)")
+    parser.add_argument("--row-budget", type=float, default=None, help="seconds of timed calls per row (default 6, CPU mode 3)")
     parser.add_argument("--repeats", type=int, default=None, help="timed stage calls per row at most (default 20, CPU mode 2)")
     parser.add_argument("--compile-modes", nargs="*", default=["reduce-overhead", "max-autotune-no-cudagraphs"],
                         help="torch.compile modes measured at 1080p (none: no compiled rows)")
     parser.add_argument("--filter-frames", type=int, default=24, help="clip length of the 1080p filter row")
+    parser.add_argument("--only", nargs="+", default=None, metavar="TEXT",
+                        help="keep the rows whose 'kind config size path' contains any TEXT (e.g. 'filter paper 2160p')")
     parser.add_argument("--note", default=None, help="conditions worth recording")
     parser.add_argument("--out", default=str(RESULTS_DIR / "gpu.json"))
     args = parser.parse_args(argv)
-    if args.point is not None:
-        emit_point(measure_model(json.loads(args.point)))
-        return 0
     if not args.cpu_tiny and not torch.cuda.is_available():
         raise SystemExit("bench.gpu: CUDA is not available here; run `python -m bench.gpu --cpu-tiny` for the CPU mode")
 
@@ -439,16 +326,21 @@ def main(argv: list[str] | None = None) -> int:
     result.update(mode="cpu-tiny" if cpu else "gpu", device=device, torch=torch.__version__, cuda=torch.version.cuda,
                   device_name="cpu" if cpu else torch.cuda.get_device_name(torch.device(device)),
                   baseline="eager fp32" if cpu else BASELINE, parity_threshold_db=PARITY_DB,
-                  budget_s=args.budget or (150.0 if cpu else 420.0), row_budget_s=args.row_budget or (3.0 if cpu else 10.0),
+                  budget_s=args.budget or (150.0 if cpu else 420.0), row_budget_s=args.row_budget or (3.0 if cpu else 6.0),
                   repeats=args.repeats or (2 if cpu else 20), rows=[])
-    print("measuring matmul ...", file=sys.stderr, flush=True)
-    result["matmul"] = _cpu_matmul(512, 5) if cpu else measure_gpu_dense(device=device)
     plan = cpu_tiny_plan() if cpu else gpu_plan(args.compile_modes, filter_frames=args.filter_frames)
+    if args.only:
+        plan = [row for row in plan if any(text in row_name(row) for text in args.only)]
+        if not plan:
+            raise SystemExit(f"bench.gpu: --only {' '.join(args.only)} keeps no row; row names look like "
+                             f"'{row_name(gpu_plan(args.compile_modes)[0])}'")
+    print("measuring matmul ...", file=sys.stderr, flush=True)
+    result["matmul"] = cpu_matmul(512, 5) if cpu else measure_gpu_dense(device=device)
     with tempfile.TemporaryDirectory(prefix="vsarvo-bench-gpu-") as tmp:
         run = _Run(result, args.out, budget_s=result["budget_s"], row_budget_s=result["row_budget_s"],
-                   repeats=result["repeats"], device=device, weights=_weights(Path(tmp)))
+                   repeats=result["repeats"], device=device, weights=_weights(Path(tmp)), started=began)
         for row in plan:
-            print(f"{row['kind']} {row['config']} {row['size']} {row.get('path', '')} ...", file=sys.stderr, flush=True)
+            print(f"{row_name(row)} ...", file=sys.stderr, flush=True)
             {"model": _run_model, "parity": _run_parity, "filter": _run_filter}[row["kind"]](run, row)
     print_table(result["rows"])
     return 0

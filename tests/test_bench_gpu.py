@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import gpu, gpu_filter, report
+from bench import gpu, gpu_filter, gpu_measure, report
 from bench.record import REPO_ROOT
 
 RUN_SCRIPT = REPO_ROOT / "bench" / "gpu_run.sh"
@@ -37,8 +37,8 @@ def test_archive_cost_is_video_frames_over_frames_per_second():
 
 def test_psnr_of_a_uniform_offset():
     ref = torch.full((1, 3, 8, 8), 0.5)
-    assert gpu.psnr(ref + 0.01, ref) == pytest.approx(40.0)
-    assert gpu.psnr(ref, ref) == math.inf
+    assert gpu_measure.psnr(ref + 0.01, ref) == pytest.approx(40.0)
+    assert gpu_measure.psnr(ref, ref) == math.inf
 
 
 def test_fps_after_warmup_counts_only_the_extra_frames():
@@ -262,3 +262,13 @@ esac
     files = sorted(p.name for p in out.iterdir())
     assert files == ["TABLE.md", "gpu.json", "gpu.log", "nvidia-smi.txt"]
     assert all(re.fullmatch(r"[A-Za-z0-9._-]+", name) for name in files)
+
+
+def test_only_keeps_the_named_rows_and_refuses_a_filter_that_keeps_none(tmp_path):
+    plan = gpu.gpu_plan(["reduce-overhead"])
+    kept = [gpu.row_name(r) for r in plan if "filter paper" in gpu.row_name(r)]
+    assert kept == ["filter paper 1080p", "filter paper 2160p"]
+    assert gpu.row_name(plan[0]) == "model paper 1080p eager fp16"
+    with pytest.raises(SystemExit, match="keeps no row"):
+        gpu.main(["--cpu-tiny", "--only", "no such row", "--out", str(tmp_path / "gpu.json")])
+    assert not (tmp_path / "gpu.json").exists()
