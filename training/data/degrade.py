@@ -44,8 +44,8 @@ class FootageSettings:
     duty: tuple[float, float] = (0.25, 1.0)  # shutter open time / frame time
     objects: tuple[int, int] = (0, 2)  # inclusive
     content_scale: tuple[float, float] = (1.0, 3.0)  # photo pixels per working pixel, log-uniform
-    shot_noise: tuple[float, float] = (1e-4, 4e-3)  # log-uniform; 0 with noise=False
-    read_noise: tuple[float, float] = (5e-4, 6e-3)  # log-uniform
+    shot_noise: tuple[float, float] = (2e-5, 1.5e-3)  # log-uniform; 0 with noise=False
+    read_noise: tuple[float, float] = (3e-4, 3e-3)  # log-uniform
     noise: bool = True
     codecs: tuple[str, ...] = ("libx264", "libx265")
     crf: tuple[int, int] = (18, 30)  # inclusive

@@ -26,16 +26,23 @@ class CataloguedPhoto:
     path: str  # inside the package's file tree (deb) or the distribution (pypi)
     licence: str  # SPDX identifier, as the package's copyright file states it
     credit: str
+    file_name: str = ""  # name of the installed copy when the package's own is not unique; default: its own
+
+    @property
+    def installed_name(self) -> str:
+        return self.file_name or self.path.rsplit("/", 1)[-1]
 
     @property
     def name(self) -> str:
         """The stable name of the source image: package and file name, used for the held-out split."""
-        return f"{self.package}/{self.path.rsplit('/', 1)[-1]}"
+        return f"{self.package}/{self.installed_name}"
 
 
 def _plasma(folder: str, file: str) -> CataloguedPhoto:
+    # Plasma names each file by its size inside a folder named after the picture.
     return CataloguedPhoto("deb", "plasma-workspace-wallpapers", f"usr/share/wallpapers/{folder}/contents/images/{file}",
-                           "GPL-2.0-or-later", f"{folder}, KDE Visual Design Group")
+                           "GPL-2.0-or-later", f"{folder}, KDE Visual Design Group",
+                           f"{folder}.{file.rsplit('.', 1)[-1]}")
 
 
 def _mate(file: str, credit: str) -> CataloguedPhoto:

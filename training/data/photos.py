@@ -40,7 +40,9 @@ __all__ = ["HELD_OUT_SHARE", "MANIFEST", "split_of", "install", "list_photos", "
 
 HELD_OUT_SHARE = 0.15
 MANIFEST = "manifest.json"
-_SPLIT_SALT = "vsarvo-photos-v1"
+# Fixed for good: changing it would move images between the splits. Of the salts tried in turn, the
+# first giving the catalogue a held-out share of 15 % drawn from several packages.
+_SPLIT_SALT = "vsarvo-photos-v6"
 _SPLITS = ("train", "held_out")
 
 
@@ -94,7 +96,7 @@ def _install_photo(photo: CataloguedPhoto, tree: Path, version: str, dest: Path)
     if not source.is_file():
         print(f"photos: {photo.package} {version} has no {photo.path}; skipped", file=sys.stderr)
         return None
-    target = dest / photo.package / source.name
+    target = dest / photo.package / photo.installed_name
     with atomic_path(target) as tmp:
         shutil.copyfile(source, tmp)
     with Image.open(target) as image:
@@ -107,6 +109,9 @@ def _install_photo(photo: CataloguedPhoto, tree: Path, version: str, dest: Path)
 
 def install(dest: str | Path, *, catalogue: Sequence[CataloguedPhoto] = CATALOGUE) -> list[dict]:
     """Fetch every catalogued photo into ``dest`` and write its manifest; return the manifest entries."""
+    names = [photo.name for photo in catalogue]
+    if len(set(names)) != len(names):
+        raise ValueError(f"catalogue names must be unique (give duplicates a file_name); got {sorted(names)}")
     dest = Path(dest)
     entries: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="vsarvo-photos-") as scratch:
