@@ -206,7 +206,7 @@ def _complete_model(run: _Run, row: dict[str, Any], measured: dict[str, Any]) ->
 
 def _run_model(run: _Run, row: dict[str, Any], tile: int | None = None) -> None:
     compiled = row["compile_mode"] is not None
-    call = run.call_estimate_s({**row, "precision": row["precision"]})
+    call = run.call_estimate_s(row)
     need = 3 * call + min(run.row_budget_s, run.repeats * call) + (120.0 if compiled else 5.0)
     if need > run.left_s():
         run.add({**row, "tile": tile, "status": "skipped",

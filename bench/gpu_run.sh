@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # The one command a session with a lent GPU runs, from the repository root on the device machine:
 #
-#   bash bench/gpu_run.sh [extra bench.gpu arguments]      (device run: carry [".whl"], timeout_s 480)
+#   bash bench/gpu_run.sh [extra bench.gpu arguments]
 #
-# The device machine has torch but not VapourSynth: the wheels under .whl/ (downloaded here with
-# `bash bench/gpu_wheels.sh`) are installed into /tmp/site, as the device README says. vsarvo itself is imported from this checkout (PYTHONPATH): the filter rows call
-# vsarvo.Deblur from their script, so the native core.arvo shim is not needed there.
+# Before it, here: `bash bench/gpu_wheels.sh` (fills .whl/). The device call carries .whl and may
+# take 480 s: the benchmark stops starting rows at its budget (BENCH_GPU_BUDGET, default 420 s,
+# counted from its start) and is stopped 30 s past it in any case. Afterwards copy the returned
+# gpu.json to bench/results/gpu.json and run `python -m bench.report --readme README.md`.
+#
+# The device machine has torch but not VapourSynth: the wheels under .whl/ are installed into
+# /tmp/site, as the device README says. vsarvo itself is imported from this checkout (PYTHONPATH):
+# the filter rows call vsarvo.Deblur from their script, so the native core.arvo shim is not needed.
 #
 # Writes under $OUT (bench/results/ when OUT is unset): gpu.json (rewritten after every row, so a
 # run stopped early keeps its rows), gpu.log (everything printed), TABLE.md (bench.report's tables
-# from gpu.json) and nvidia-smi.txt. BENCH_GPU_BUDGET (default 420 s) is the benchmark's own
-# budget; it is stopped 45 s past it in any case, so the report still gets written.
+# from gpu.json) and nvidia-smi.txt; the report is written even when the benchmark was stopped.
 set -uo pipefail
 
 out="${OUT:-bench/results}"
@@ -31,7 +35,7 @@ python3 -c "import torch, vapoursynth, vsarvo.filter; print('torch', torch.__ver
     2>&1 | tee "$out/gpu.log" || { echo "gpu_run: torch, vapoursynth or vsarvo does not import (carry .whl?)" >&2; exit 1; }
 nvidia-smi >"$out/nvidia-smi.txt" 2>&1 || true
 
-timeout -k 10 $((${budget%.*} + 45)) python3 -m bench.gpu --budget "$budget" --out "$out/gpu.json" "$@" 2>&1 \
+timeout -k 5 $((${budget%.*} + 30)) python3 -m bench.gpu --budget "$budget" --out "$out/gpu.json" "$@" 2>&1 \
     | tee -a "$out/gpu.log"
 status=$?
 if [ -f "$out/gpu.json" ]; then

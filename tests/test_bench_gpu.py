@@ -272,3 +272,17 @@ def test_only_keeps_the_named_rows_and_refuses_a_filter_that_keeps_none(tmp_path
     with pytest.raises(SystemExit, match="keeps no row"):
         gpu.main(["--cpu-tiny", "--only", "no such row", "--out", str(tmp_path / "gpu.json")])
     assert not (tmp_path / "gpu.json").exists()
+
+
+@pytest.mark.slow
+def test_a_row_measured_in_a_fresh_process_comes_back_whole():
+    # Compiled rows run this way on the GPU; here an eager row checks the protocol and the fields.
+    from bench.fresh_process import run_point
+    from vsarvo.weights import default_weights_path
+
+    spec = {**gpu._model_row("tiny", "64x64", gpu.RunPath("fp32")), "weights": str(default_weights_path()),
+            "device": "cpu", "tile": None, "repeats": 2, "row_budget_s": 30.0}
+    measured = run_point("bench.gpu_measure", spec, timeout=300)
+    assert measured["status"] == "ok"
+    assert len(measured["warmup_s"]) == 1 and len(measured["seconds"]) == 2
+    assert all(s > 0 for s in measured["seconds"]) and measured["peak_rss_growth_bytes"] >= 0
