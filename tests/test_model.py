@@ -6,8 +6,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vsarvo.model import ARVo, ARVoConfig, TemporalDiscriminator, aggregate, aggregate_naive, restore_clip, warp
+from vsarvo.model import (PRESETS, ARVo, ARVoConfig, TemporalDiscriminator, aggregate, aggregate_naive, config_fields,
+                          paper, restore_clip, tiny, warp)
+from vsarvo.model.config import LEGACY_DEFAULTS
 from vsarvo.model.flow import PWCNet, local_correlation
+from vsarvo.model.reconstruct import Reconstruction
+from vsarvo.model.tiling import run_tiled
 from vsarvo.model.volume import CorrelativeAggregation, auto_chunk
 from vsarvo.training.attention import attention_figures
 
@@ -26,7 +30,7 @@ def small(**overrides) -> ARVoConfig:
     """A configuration smaller still than tiny, so the tests run in seconds."""
     base = dict(channels=8, encoder_width=4, recon_width=8, recon_blocks=1, flow_width=0.1, disc_width=4)
     base.update(overrides)
-    return ARVoConfig.tiny(**base)
+    return tiny(**base)
 
 
 # --- configuration ---------------------------------------------------------------------------------
@@ -39,24 +43,71 @@ def test_invalid_config_raises_value_error_naming_the_value(bad):
 
 
 def test_presets_follow_the_paper_structure():
-    paper = ARVoConfig.paper()
-    assert (paper.levels, paper.stages, paper.use_flow, paper.flow_width, paper.window) == (3, 2, True, 1.0, 5)
-    tiny = ARVoConfig.tiny()
-    assert (tiny.levels, tiny.stages, tiny.window) == (3, 2, 5)
-    assert ARVoConfig.from_dict(tiny.to_dict()) == tiny
-    assert tiny.digest() != paper.digest()
-    assert paper.frame_features and paper.aligned_skip and tiny.frame_features and tiny.aligned_skip
-    assert paper.cosine_correlation and tiny.cosine_correlation
+    paper_config = paper()
+    assert (paper_config.levels, paper_config.stages, paper_config.use_flow, paper_config.flow_width,
+            paper_config.window) == (3, 2, True, 1.0, 5)
+    tiny_config = tiny()
+    assert (tiny_config.levels, tiny_config.stages, tiny_config.window) == (3, 2, 5)
+    assert ARVoConfig.from_dict(tiny_config.to_dict()) == tiny_config
+    assert tiny_config.digest() != paper_config.digest()
+    assert paper_config.frame_features and paper_config.aligned_skip and tiny_config.frame_features
+    assert tiny_config.aligned_skip and paper_config.cosine_correlation and tiny_config.cosine_correlation
+
+
+def test_default_config_is_the_paper_preset():
+    assert ARVoConfig() == paper() == PRESETS["paper"]()
+    assert ARVoConfig().digest() == "e85a93c0e2fe"  # the paper preset's digest before its defaults moved here
+
+
+def test_preset_table_holds_the_builders_and_overrides_replace_single_fields():
+    assert set(PRESETS) == {"tiny", "paper"}
+    assert PRESETS["tiny"]() == tiny() == ARVoConfig.tiny()
+    assert tiny(recon_blocks=2).recon_blocks == 2 and tiny(recon_blocks=2).channels == tiny().channels
+    assert paper(levels=0) == ARVoConfig(levels=0)
 
 
 def test_configs_saved_before_the_reconstruction_switches_load_with_them_off():
     switches = ("frame_features", "aligned_skip", "cosine_correlation")
-    saved = {k: v for k, v in ARVoConfig.tiny().to_dict().items() if k not in switches}
+    saved = {k: v for k, v in tiny().to_dict().items() if k not in switches}
     old = ARVoConfig.from_dict(saved)
     assert not any(getattr(old, name) for name in switches)
     assert ARVo(old).stage.aggregation.temperature is None
     recon = ARVo(old).stage.reconstruction
     assert (recon.fuse[0].in_channels, recon.skip_full[0].in_channels) == (3 * old.levels * old.channels, 3)
+
+
+def test_a_saved_config_missing_fields_means_the_defaults_of_its_time():
+    # ARVoConfig's defaults before they became the paper's configuration.
+    assert ARVoConfig.from_dict({}) == ARVoConfig(
+        channels=64, levels=3, use_flow=True, stages=2, flow_width=1.0, encoder_width=32, recon_width=32,
+        recon_blocks=3, disc_width=32, frame_features=False, aligned_skip=False, cosine_correlation=False)
+    assert set(LEGACY_DEFAULTS) == {f.name for f in config_fields()}  # every field says what old files meant
+    with pytest.raises(ValueError, match="width_multiplier"):
+        ARVoConfig.from_dict({"width_multiplier": 2})
+
+
+def test_the_shipped_weights_sidecar_is_the_tiny_preset():
+    from vsarvo.weights import default_weights_path, read_metadata
+
+    meta = read_metadata(default_weights_path())
+    assert ARVoConfig.from_dict(meta["config"]) == tiny()
+    assert tiny().digest() == meta["config_digest"]
+
+
+def test_config_fields_describe_every_field_with_its_type_default_and_help():
+    fields = config_fields()
+    defaults = ARVoConfig()
+    assert [f.name for f in fields] == list(defaults.to_dict())
+    by_name = {f.name: f for f in fields}
+    assert (by_name["channels"].type, by_name["flow_width"].type, by_name["aligned_skip"].type) == (int, float, bool)
+    for name, kind, default, text in fields:
+        assert default == getattr(defaults, name) and isinstance(default, kind)
+        assert text and "\n" not in text
+
+
+def test_invalid_switch_value_raises_value_error_naming_it():
+    with pytest.raises(ValueError, match="aligned_skip must be True or False, got 'yes'"):
+        ARVoConfig(aligned_skip="yes")
 
 
 def test_reconstruction_switches_widen_its_inputs():
@@ -127,7 +178,7 @@ def test_aggregation_pools_only_the_neighbour():
 def _level1_attention(preset: str, cosine: bool) -> dict:
     """Level 1 of the attention probe on three procedural frames, fresh weights of ``preset``."""
     torch.manual_seed(0)
-    model = ARVo(getattr(ARVoConfig, preset)(cosine_correlation=cosine)).eval()
+    model = ARVo(PRESETS[preset](cosine_correlation=cosine)).eval()
     return attention_figures(model, procedural_frames(3, 128))["levels"][0]
 
 
@@ -292,6 +343,39 @@ def test_too_small_tile_overlap_changes_the_result():
         whole = model.stage(*frames)
         cut = model.stage(*frames, tile=32, tile_overlap=0)
     assert (whole - cut).abs().max().item() > 1e-4
+
+
+def test_run_tiled_without_a_tile_calls_the_function_once_on_the_whole_frame():
+    calls = []
+    x = torch.rand(1, 2, 12, 16)
+    out = run_tiled(lambda t: calls.append(t.shape) or t * 2, [(x, 1)], height=12, width=16, out_divisor=1,
+                    tile=None, overlap=0)
+    assert calls == [x.shape] and torch.equal(out, x * 2)
+
+
+def test_declared_receptive_radii_bound_what_one_input_pixel_reaches():
+    """Change one input pixel: outputs farther than the declared radius stay the same."""
+    torch.manual_seed(0)
+    stage = ARVo(small()).stage.eval()
+    recon = stage.reconstruction
+    size, centre = 224, 112  # wide enough that the encoder's reach stays inside the frame
+    frames = torch.rand(1, 9, size, size)
+    half = torch.rand(1, 2 * small().recon_width, size // 2, size // 2)
+    poked = frames.clone()
+    poked[..., centre, centre] += 1
+    parts = [(lambda f: stage.encoder(f[:, :3]), stage.encoder.receptive_radius, 4),
+             (recon.skip, recon.skip_radius, 2), (lambda f: recon.tail(half, f), recon.tail_radius, 1)]
+    for fn, radius, divisor in parts:
+        with torch.no_grad():
+            changed = (fn(poked) - fn(frames)).abs().amax(dim=(0, 1)) > 0
+        ys, xs = changed.nonzero(as_tuple=True)
+        reach = max((ys * divisor - centre).abs().max().item(), (xs * divisor - centre).abs().max().item())
+        assert 0 < reach <= radius
+
+
+def test_reconstruction_rejects_a_skip_input_it_cannot_build():
+    with pytest.raises(ValueError, match="skip_frames must be 1 or 3, got 2"):
+        Reconstruction(in_channels=8, width=8, blocks=1, skip_frames=2)
 
 
 def test_discriminator_gives_one_logit_per_sequence_and_separates_inputs():
