@@ -202,6 +202,7 @@ class ARVo(nn.Module):
 
 
 def clamp_index(i: int, n: int) -> int:
+    """``i`` clamped to a clip of ``n`` frames: before the first frame is the first, past the last the last."""
     return min(max(i, 0), n - 1)
 
 

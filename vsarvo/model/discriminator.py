@@ -18,6 +18,8 @@ class TemporalDiscriminator(nn.Module):
 
     def __init__(self, *, width: int = 32) -> None:
         super().__init__()
+        if width < 1:
+            raise ValueError(f"TemporalDiscriminator width must be >= 1, got {width}")
         layers: list[nn.Module] = []
         cin = 3
         for i in range(4):

@@ -16,10 +16,9 @@ def warp(image: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.T
     the frame and 0 where border padding had to invent it.
     """
     b, _, h, w = image.shape
-    # Coordinates and sampling stay in fp32 whatever the input dtype (as the aggregation's scores do):
-    # an fp16 grid resolves only ~1/1000 of the frame width, so even a zero flow resamples the image
-    # (max error 0.03 at 96 px wide, 0.25 at 640) and the CPU's half grid_sample returns NaN at 1280 px;
-    # ONNX's Range has no half-precision form either (the fp16/bf16 exports need this).
+    # Coordinates and sampling stay in fp32 whatever the input dtype (as the aggregation's scores do): a
+    # half-precision grid cannot address a frame's pixels exactly, so even a zero flow would resample the
+    # image; ONNX's Range has no half-precision form either.
     flow = flow.float()
     ys = torch.arange(h, device=image.device, dtype=torch.float32).view(1, h, 1)
     xs = torch.arange(w, device=image.device, dtype=torch.float32).view(1, 1, w)
@@ -39,11 +38,8 @@ def local_correlation(f1: torch.Tensor, f2: torch.Tensor, max_displacement: int 
     f2(x + d) for |d|_inf <= max_displacement.
 
     The published layer averages raw products over channels. Trained from scratch (no FlyingChairs
-    weights exist here) a width-0.25 PWC-Net with raw products learned nothing in 300 steps (nor in
-    600 more from earlier weights): at initialisation its mean absolute costs are 3e-4 to 2e-3 at the
-    five levels it correlates, too faint to steer the decoders, and the held-out end-point error stayed
-    at that of predicting no motion (5.2 px). With cosine costs, in [-1, 1] from the first step, the
-    same net reached 2.6 px in 250 steps (``training/flow_pretrain.py``).
+    weights exist here), a narrow PWC-Net's raw costs are too faint at initialisation to steer its
+    decoders; cosine costs lie in [-1, 1] from the first step.
 
     Returns [B, (2 * max_displacement + 1) ** 2, H, W]; f2 is zero outside the frame.
     """
@@ -111,6 +107,8 @@ class PWCNet(nn.Module):
 
     def __init__(self, *, width: float = 1.0) -> None:
         super().__init__()
+        if not width > 0:
+            raise ValueError(f"PWCNet width must be > 0, got {width!r}")
 
         def scaled(widths: tuple[int, ...]) -> tuple[int, ...]:
             return tuple(max(4, int(round(c * width))) for c in widths)

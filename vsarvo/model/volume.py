@@ -80,22 +80,20 @@ def aggregate(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, chunk: int | No
 
 
 class CorrelativeAggregation(nn.Module):
-    """Correlation volume pyramid + correlative aggregation for the pairs (ref<-prev, ref<-ref, ref<-next).
+    """Correlation volume pyramid and correlative aggregation for the pairs (ref<-prev, ref<-ref, ref<-next).
 
-    Takes reference features and a list of neighbour features (each [B, C, H', W']) and returns
-    [B, P * L * C, H', W'] for P neighbours (Eq. 5 per pair, pairs concatenated). At level k the
-    *neighbour* features are max-pooled by 2**k (the reference keeps full resolution, as the paper
-    requires); phi_k is a 3x3 conv on the pooled neighbour features. Assumption: phi_k is shared by the
-    three pairs (it acts on "a neighbour feature map", whichever neighbour it is).
+    Takes reference features and a list of P neighbour feature maps (each [B, C, H', W']) and returns
+    [B, P * L * C, H', W'] (Eq. 5 per pair, pairs concatenated). At level k the *neighbour* features are
+    max-pooled by 2**k while the reference keeps full resolution, as the paper requires; phi_k is a 3x3
+    conv on the pooled neighbour features, shared by the pairs (our assumption: it acts on "a neighbour
+    feature map", whichever neighbour it is).
 
     ``cosine``: the scores are ``temperature[k] * cos(q - mean q, k - mean k)`` (zero-mean normalised
-    cross-correlation) instead of the raw ``q . k``. Each map has its spatial mean removed and is then
-    L2-normalised over channels (V = phi_k of the raw pooled features), and the reference side is
-    multiplied by a learned temperature per level, so ``aggregate`` still computes Eq. 2-4 with scale 1.
-    The centring matters: the encoder's features share one dominant direction (their plain cosines
-    are 0.93-0.97 on average with a spread of 0.03-0.04 at initialisation), which would leave every row
+    cross-correlation with a learned temperature per level) instead of the raw ``q . k``; V stays phi_k
+    of the raw pooled features, so ``aggregate`` still computes Eq. 2-4 with scale 1. The centring
+    matters because the encoder's features share one dominant direction, which would leave every row
     near uniform at any moderate temperature. A temperature of 0 makes every row uniform (the mean of
-    V), which is how ``training.grow`` turns the switch on in weights trained without it.
+    V), which lets ``training.grow`` turn the switch on in weights trained without it.
     """
 
     INITIAL_TEMPERATURE = 10.0  # scores in [-10, 10]: a well-matched key outweighs an unrelated one ~e^5-fold
@@ -104,6 +102,8 @@ class CorrelativeAggregation(nn.Module):
         super().__init__()
         if levels < 1:
             raise ValueError(f"CorrelativeAggregation needs levels >= 1, got {levels}")
+        if chunk is not None and chunk < 1:
+            raise ValueError(f"chunk must be >= 1 or None, got {chunk}")
         self.levels = levels
         self.chunk = chunk
         self.pair_channels = levels * channels  # output channels per neighbour passed to forward
