@@ -37,11 +37,13 @@ def psnr(out: torch.Tensor, ref: torch.Tensor) -> float:
 
 
 def frames_on_device(width: int, height: int, device: str, dtype: torch.dtype) -> list[torch.Tensor]:
+    """Three consecutive frames of smooth moving content [1, 3, H, W], on ``device``, channels-last."""
     frames = torch.from_numpy(_moving_pattern(3, height, width))
     return [frames[i:i + 1].to(device, dtype).contiguous(memory_format=torch.channels_last) for i in range(3)]
 
 
 def load_stage(weights: str, device: str, dtype: torch.dtype) -> torch.nn.Module:
+    """The stage module of a weight file on ``device`` in ``dtype``, eval mode, channels-last."""
     from vsarvo.weights import load_model
 
     stage = load_model(weights).stage.to(device=device, dtype=dtype).eval()
@@ -49,6 +51,7 @@ def load_stage(weights: str, device: str, dtype: torch.dtype) -> torch.nn.Module
 
 
 def timed_call(fn, args: list[torch.Tensor], kwargs: dict[str, Any], cuda: bool) -> tuple[torch.Tensor, float]:  # noqa: ANN001
+    """``fn(*args, **kwargs)`` and its seconds: between CUDA events on a GPU, by the host clock on the CPU."""
     if cuda:
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
