@@ -12,7 +12,10 @@ import importlib.util
 from dataclasses import dataclass
 from typing import Any, ClassVar, Union
 
-__all__ = ["PRECISIONS", "BACKENDS", "Backend", "BackendOptions", "from_flat", "choose_auto", "FLAT_OPTIONS"]
+__all__ = [
+    "PRECISIONS", "BACKENDS", "Backend", "BackendOptions", "from_flat", "choose_auto", "FLAT_OPTIONS",
+    "DEFAULT_WORKSPACE_MIB", "DEFAULT_OPTIMIZATION_LEVEL",
+]
 
 # Every precision a backend or an exported graph can run in, best-known first.
 PRECISIONS = ("fp32", "fp16", "bf16")
@@ -139,8 +142,8 @@ BackendOptions = Union[Backend.Torch, Backend.ORT, Backend.TRT]
 
 _BY_NAME: dict[str, type] = {cls.name: cls for cls in (Backend.Torch, Backend.ORT, Backend.TRT)}
 
-# Every flat argument of core.arvo.Deblur that is a backend option, and the backends that have it.
 def _owners() -> dict[str, tuple[str, ...]]:
+    """Every flat argument of core.arvo.Deblur that is a backend option -> the backends that have it."""
     owners: dict[str, tuple[str, ...]] = {}
     for name, cls in _BY_NAME.items():
         for field in dataclasses.fields(cls):
