@@ -18,10 +18,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from vsarvo.filter_options import add_arguments
+from vsarvo.remaster.disk import check_writable, describe_os_error
 from vsarvo.remaster.driver import EXIT_FAILED, run_job
 from vsarvo.remaster.encoder import CONTAINERS, ENCODERS, Encoder
 from vsarvo.remaster.interrupts import Interrupts, JobInterrupted
 from vsarvo.remaster.job import Cancellation, DeblurOptions, FileTask, UsageError
+from vsarvo.remaster.leftovers import remove_stale_partials, remove_stale_work_dirs
 from vsarvo.remaster.lock import JobLock, JobLockedError, describe_holder
 from vsarvo.remaster.manifest import Manifest
 from vsarvo.remaster.planner import plan_job
@@ -31,11 +34,8 @@ from vsarvo.remaster.transcode import transcode_file
 if TYPE_CHECKING:
     from vsarvo.remaster.pools import LocalPool, RayPool
 
-__all__ = ["add_parser", "run_deblur", "run_remaster", "parse_devices", "BACKEND_CHOICES"]
+__all__ = ["add_parser", "run_deblur", "run_remaster", "parse_devices", "EXIT_USAGE"]
 
-# vsarvo.backends.BACKENDS, spelled out: importing that package loads torch, which the CLI avoids
-# (tests/test_remaster.py checks that the two agree).
-BACKEND_CHOICES = ("auto", "torch", "ort", "trt")
 # Exit code when the job cannot start (bad arguments, unwritable output); EXIT_FAILED (1): some file failed.
 EXIT_USAGE = 2
 
@@ -44,18 +44,7 @@ EXIT_USAGE = 2
 
 
 def _add_common(parser: argparse.ArgumentParser, *, container: bool) -> None:
-    model = parser.add_argument_group("deblurring (arguments of core.arvo.Deblur)")
-    model.add_argument("--weights", help="a .safetensors weight file (default: the shipped weights)")
-    model.add_argument("--backend", choices=BACKEND_CHOICES, default="auto")
-    model.add_argument("--device", help="cpu or cuda:N for every file (default: first GPU, else CPU)")
-    model.add_argument("--precision", choices=("fp32", "fp16", "bf16"))
-    model.add_argument("--tile", type=int, help="tile edge in pixels for the full-resolution convolutions (bounds memory)")
-    model.add_argument("--tile-overlap", type=int)
-    model.add_argument("--stages", type=int, help="progressive stages (default: the model's)")
-    model.add_argument("--no-scene-change", dest="scene_change", action="store_false",
-                       help="use neighbours across scene cuts too (default: a cut stops the window)")
-    model.add_argument("--sc-threshold", type=float, help="scene-cut threshold in [0, 1]")
-    model.add_argument("--streams", type=int, default=1, help="model calls at once per file")
+    add_arguments(parser.add_argument_group("deblurring (arguments of core.arvo.Deblur)"))
     encode = parser.add_argument_group("encoding")
     encode.add_argument("--encoder", choices=ENCODERS, default="x264",
                         help="ffv1 = lossless, x264/x265 = CRF, prores = ProRes 422 HQ (default: x264)")
@@ -78,6 +67,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     deblur.add_argument("input", metavar="IN")
     deblur.add_argument("output", metavar="OUT")
+    deblur.add_argument("-y", "--force", action="store_true", help="replace OUT if it exists (default: refuse)")
     _add_common(deblur, container=False)
     deblur.set_defaults(func=run_deblur)
 
@@ -119,15 +109,6 @@ def parse_devices(text: str | None) -> list[str]:
     return devices
 
 
-def _deblur_options(args: argparse.Namespace) -> DeblurOptions:
-    return DeblurOptions(
-        weights=str(Path(args.weights).expanduser().resolve()) if args.weights else None,
-        backend=args.backend, device=args.device, precision=args.precision, tile=args.tile,
-        tile_overlap=args.tile_overlap, stages=args.stages, scene_change=args.scene_change,
-        sc_threshold=args.sc_threshold, streams=args.streams,
-    )
-
-
 def _encoder(args: argparse.Namespace, container: str) -> Encoder:
     return Encoder.from_command_line(
         name=args.encoder, crf=args.crf, speed=args.speed, ffmpeg_args=args.ffmpeg_args, container=container,
@@ -143,28 +124,50 @@ def _error(command: str, message: str) -> int:
 # --- arvo deblur ---------------------------------------------------------------------------------
 
 
-def run_deblur(args: argparse.Namespace) -> int:
-    """Deblur one file into OUT. Exit code 0 when written, 1 when the file failed, 2 on bad arguments."""
+def _deblur_arguments(args: argparse.Namespace) -> FileTask:
+    """``arvo deblur``'s arguments checked, as the file's task; OUT's folder is made and checked writable.
+
+    Raises:
+        UsageError: what is wrong, and what to do.
+    """
     output = Path(args.output).expanduser().resolve()
     source = Path(args.input).expanduser().resolve()
     container = output.suffix.lower().lstrip(".")
+    if container not in CONTAINERS:
+        raise UsageError(f"OUT must end in {', '.join('.' + c for c in CONTAINERS)}, got {output.name}")
+    if not source.is_file():
+        raise UsageError(f"{source} is not a file")
+    if source == output:
+        raise UsageError("OUT must not be IN")
+    if output.is_dir():
+        raise UsageError(f"OUT {output} is a folder; name the file to write")
+    if output.exists() and not args.force:
+        raise UsageError(f"{output} exists; pass --force (or -y) to replace it, or choose another OUT")
     try:
-        if container not in CONTAINERS:
-            raise UsageError(f"OUT must end in {', '.join('.' + c for c in CONTAINERS)}, got {output.name}")
-        if not source.is_file():
-            raise UsageError(f"{source} is not a file")
-        if source == output:
-            raise UsageError("OUT must not be IN")
         encoder = _encoder(args, container)
-        deblur = _deblur_options(args)
-        output.parent.mkdir(parents=True, exist_ok=True)
-    except (UsageError, ValueError) as exc:
-        return _error("deblur", str(exc))
+        deblur = DeblurOptions.from_values(args)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    if deblur.weights is not None and not Path(deblur.weights).is_file():
+        raise UsageError(f"weights not found: {deblur.weights}; pass --weights <file.safetensors written by 'arvo train'>")
+    try:
+        check_writable(output.parent)
     except OSError as exc:
-        return _error("deblur", f"cannot create {output.parent}: {exc.strerror or exc}")
+        raise UsageError(describe_os_error(exc, output.parent, fix="choose another OUT")) from exc
     # On failure the tools' messages go beside the intended output.
-    task = FileTask(key=output.name, source=str(source), output=str(output), deblur=deblur, encoder=encoder,
+    return FileTask(key=output.name, source=str(source), output=str(output), deblur=deblur, encoder=encoder,
                     log=str(output) + ".arvo.log")
+
+
+def run_deblur(args: argparse.Namespace) -> int:
+    """Deblur one file into OUT. Exit code 0 when written, 1 when the file failed, 2 when it cannot
+    start (bad arguments, OUT exists without --force, OUT's folder unwritable or full), 128 + signal
+    number when interrupted."""
+    try:
+        task = _deblur_arguments(args)
+    except UsageError as exc:
+        return _error("deblur", str(exc))
+    remove_stale_partials(Path(task.output).parent)
     progress = JobProgress(files=1, quiet=args.quiet)
     cancel = Cancellation()
     with Interrupts() as signals, signals.deferred(cancel.cancel):
@@ -176,7 +179,8 @@ def run_deblur(args: argparse.Namespace) -> int:
     if signals.received is not None:
         return 128 + signals.received
     if result.status != "done" and args.quiet:
-        print(f"arvo deblur: {source.name}: {result.reason} (log: {result.log})", file=sys.stderr)
+        log = f" (log: {result.log})" if result.log else ""
+        print(f"arvo deblur: {Path(task.source).name}: {result.reason}{log}", file=sys.stderr)
     return 0 if result.status == "done" else EXIT_FAILED
 
 
@@ -212,7 +216,7 @@ def run_remaster(args: argparse.Namespace) -> int:
         return _error("remaster", f"--jobs must be at least 1, got {args.jobs}")
     try:
         encoder = _encoder(args, args.container)
-        deblur = _deblur_options(args)
+        deblur = DeblurOptions.from_values(args)
         parse_devices(args.devices)
     except ValueError as exc:
         return _error("remaster", str(exc))
@@ -229,21 +233,20 @@ def _lock_and_run(
     """Lock the output folder, run the job in it, and remove the lock however the job ends."""
     hold = contextlib.ExitStack()
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        check_writable(out)
         lock = hold.enter_context(JobLock(out))
     except JobLockedError as exc:
         return _error("remaster", str(exc))
     except OSError as exc:
-        return _error(
-            "remaster",
-            f"cannot write to the output folder {out}: {exc.strerror or exc}; "
-            "fix its permissions or choose another --out",
-        )
+        return _error("remaster", describe_os_error(exc, out, what="the output folder ", fix="choose another --out"))
     with hold:
         try:
             return _run_locked(args, lock, encoder, deblur, interrupts)
         except UsageError as exc:
             return _error("remaster", str(exc))
+        except OSError as exc:
+            # The manifest or summary cannot be written (the disk filled up): the job cannot go on.
+            return _error("remaster", describe_os_error(exc, out, what="the output folder ", fix="choose another --out"))
 
 
 def _run_locked(

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from vsarvo.remaster.interrupts import Interrupts
-from vsarvo.remaster.job import PARTIAL_MARK, FileResult, FileTask
+from vsarvo.remaster.disk import describe_os_error
+from vsarvo.remaster.job import FileResult, FileTask
+from vsarvo.remaster.leftovers import remove_stale_partials
 from vsarvo.remaster.manifest import Manifest, format_table, write_summary
 from vsarvo.remaster.planner import PlannedFile
 from vsarvo.remaster.progress import JobProgress
@@ -19,17 +21,10 @@ from vsarvo.remaster.progress import JobProgress
 if TYPE_CHECKING:
     from vsarvo.remaster.pools import LocalPool, RayPool
 
-__all__ = ["run_job", "remove_partials", "EXIT_FAILED"]
+__all__ = ["run_job", "EXIT_FAILED"]
 
 # Exit code when some file failed (the job itself ran to its end).
 EXIT_FAILED = 1
-
-
-def remove_partials(out: Path) -> None:
-    """Delete partial outputs that an interrupted run left (only the lock holder may)."""
-    for partial in out.rglob(f".*{PARTIAL_MARK}.*"):
-        if partial.is_file():
-            partial.unlink(missing_ok=True)
 
 
 def _row(task: FileTask, status: str, **fields: Any) -> dict[str, Any]:
@@ -43,7 +38,8 @@ def run_job(
     """Run the planned files that are not done yet; returns 0 when every file is done or skipped,
     EXIT_FAILED if any failed, 128 + signal number when SIGINT/SIGTERM stopped the job."""
     out = manifest.path.parent
-    remove_partials(out)
+    # The lock holder owns every partial in its folder: whatever is there was left by a killed run.
+    remove_stale_partials(out, recursive=True, every=True)
     rows: dict[str, dict[str, Any]] = {}
     todo = []
     for plan in planned:
@@ -59,11 +55,16 @@ def run_job(
               "skipping them", file=sys.stderr)
     interrupted_by = _run_files(todo, manifest, rows, make_pool, interrupts, retries=retries, quiet=quiet)
     ordered = [rows[plan.task.key] for plan in planned]
-    summary = write_summary(out, ordered, interrupted=interrupted_by is not None)
     failed = [row for row in ordered if row["status"] == "failed"]
+    try:
+        summary: Path | None = write_summary(out, ordered, interrupted=interrupted_by is not None)
+    except OSError as exc:
+        summary = None
+        print(f"arvo remaster: cannot write the summary: {describe_os_error(exc, out)}", file=sys.stderr)
     if not quiet:
         print(format_table(ordered), file=sys.stderr)
-        print(f"arvo: summary in {summary}", file=sys.stderr)
+        if summary is not None:
+            print(f"arvo: summary in {summary}", file=sys.stderr)
     else:
         for row in failed:
             print(f"arvo remaster: {row['key']}: {row['reason']}", file=sys.stderr)

@@ -7,59 +7,68 @@ none of them imports another's. Everything here is plain data (Ray pickles tasks
 """
 from __future__ import annotations
 
+import argparse
 import subprocess
 import threading
 from dataclasses import asdict, dataclass
+from typing import Any, Mapping
 
+from vsarvo.filter_options import DEFAULT_SC_THRESHOLD, deblur_kwargs, pixel_settings
 from vsarvo.remaster.encoder import Encoder
 
 __all__ = [
     "DeblurOptions", "FileTask", "FileResult", "Cancellation", "UsageError", "PARTIAL_MARK", "kill_process",
 ]
 
-# Partial outputs are hidden files named ".<name>.<random>.arvo-partial.<ext>" beside the final file:
-# a re-run recognises (and removes) them by this mark, and their extension still names the muxer.
+# Partial outputs are hidden files named ".<name>.<random>.<pid>@<host>.arvo-partial.<ext>" beside the
+# final file (vsarvo.remaster.leftovers): a re-run recognises them by this mark and removes those of
+# dead runs, and their extension still names the muxer.
 PARTIAL_MARK = ".arvo-partial"
+
+# Settings that job manifests record as None when the option has its default value: the threshold
+# was recorded so before the options were listed in one place, and finished files of those jobs
+# keep their settings hash.
+_UNSET_IN_HASH = {"sc_threshold": DEFAULT_SC_THRESHOLD}
 
 
 class UsageError(Exception):
     """The job cannot start; the message says why and what to do."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True)
 class DeblurOptions:
-    """The arguments for ``core.arvo.Deblur`` (see vsarvo.filter.Deblur); None leaves the filter's default."""
+    """The ``core.arvo.Deblur`` keyword arguments a job was given, as ``(name, value)`` pairs; options
+    not given are left out, so the filter's own defaults apply. The options, their flags and which of
+    them change the pixels are listed once, in vsarvo.filter_options."""
 
-    weights: str | None = None
-    backend: str = "auto"
-    device: str | None = None
-    precision: str | None = None
-    tile: int | None = None
-    tile_overlap: int | None = None
-    stages: int | None = None
-    scene_change: bool = True
-    sc_threshold: float | None = None
-    streams: int = 1
+    given: tuple[tuple[str, Any], ...] = ()
 
-    def filter_kwargs(self, *, device: str | None = None) -> dict[str, object]:
+    @classmethod
+    def from_values(cls, values: argparse.Namespace | Mapping[str, Any]) -> "DeblurOptions":
+        """From parsed command-line flags or a mapping (None: not given; file paths made absolute)."""
+        return cls(tuple(sorted(deblur_kwargs(values).items())))
+
+    @property
+    def weights(self) -> str | None:
+        """The weight file given (an absolute path), or None for the shipped weights."""
+        return dict(self.given).get("weights")
+
+    def filter_kwargs(self, *, device: str | None = None) -> dict[str, Any]:
         """Keyword arguments for Deblur; ``device`` (a worker's GPU) replaces the options' device."""
-        values = asdict(self)
+        values = dict(self.given)
         if device is not None:
             values["device"] = device
-        return {key: value for key, value in values.items() if value is not None}
+        return values
 
-    def settings(self, weights_digest: str) -> dict[str, object]:
+    def settings(self, weights_digest: str) -> dict[str, Any]:
         """What changes the deblurred pixels, for the job's settings hash: the weights by content,
-        not path. Device, tiling (exact by construction) and streams only change speed, so a job
-        re-run on other hardware does not redo finished files."""
-        return {
-            "weights_sha256": weights_digest,
-            "backend": self.backend,
-            "precision": self.precision,
-            "stages": self.stages,
-            "scene_change": self.scene_change,
-            "sc_threshold": self.sc_threshold,
-        }
+        not path, and every pixel-changing option with its default filled in. Device, tiling (exact)
+        and streams only change speed, so a job re-run on other hardware does not redo finished files."""
+        settings = pixel_settings(dict(self.given), weights_digest=weights_digest)
+        for name, unset in _UNSET_IN_HASH.items():
+            if settings.get(name) == unset:
+                settings[name] = None
+        return settings
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -81,7 +81,16 @@ class JobLock:
                 continue
             record = _read_record(fd)
             self.stale = record or (None if os.fstat(fd).st_size == 0 else {})
-            self._write_record(fd)
+            try:
+                self._write_record(fd)
+            except OSError:
+                # A full disk: no job runs here, so the lock (ours, and locked) goes too.
+                try:
+                    self.path.unlink(missing_ok=True)
+                except OSError:
+                    pass  # never over the error that brought us here
+                os.close(fd)
+                raise
             self._fd = fd
         return self
 

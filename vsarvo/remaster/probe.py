@@ -46,12 +46,17 @@ class SourceInfo:
             COLOUR_FIELDS), each as a value the matching ffmpeg option accepts.
         duration: the container's duration in seconds, None where it does not say.
         streams: how many streams of each type the file has ({"video": 1, "audio": 2, ...}).
+        width, height: the video's frame size; None where ffprobe does not say.
+        pix_fmt: the video's pixel format in ffmpeg's words (yuv420p, gbrp, ...); None where unknown.
     """
 
     video_offset: float
     colour: dict[str, str] = field(default_factory=dict)
     duration: float | None = None
     streams: dict[str, int] = field(default_factory=dict)
+    width: int | None = None
+    height: int | None = None
+    pix_fmt: str | None = None
 
 
 def _seconds(value: object) -> float | None:
@@ -72,7 +77,7 @@ def probe(path: str | Path, *, ffprobe: str | None = None, timeout: float = 60.0
         raise ProbeError("ffprobe not found on PATH; install ffmpeg")
     command = [
         exe, "-v", "error", "-print_format", "json",
-        "-show_entries", "format=start_time,duration:stream=codec_type,start_time,"
+        "-show_entries", "format=start_time,duration:stream=codec_type,start_time,width,height,pix_fmt,"
         + ",".join(COLOUR_FIELDS) + ":stream_disposition=attached_pic",
         "--", str(path),
     ]
@@ -105,4 +110,7 @@ def probe(path: str | Path, *, ffprobe: str | None = None, timeout: float = 60.0
         key: _OPTION_VALUES.get((key, str(video[key])), str(video[key]))
         for key in COLOUR_FIELDS if str(video.get(key, "")) not in _UNSTATED
     }
-    return SourceInfo(video_offset=offset, colour=colour, duration=_seconds(fmt.get("duration")), streams=counts)
+    return SourceInfo(
+        video_offset=offset, colour=colour, duration=_seconds(fmt.get("duration")), streams=counts,
+        width=video.get("width"), height=video.get("height"), pix_fmt=video.get("pix_fmt"),
+    )

@@ -20,27 +20,29 @@ prints: what it has to say is in the returned FileResult and the log file.
 """
 from __future__ import annotations
 
+import errno
 import importlib.util
 import json
 import os
-import secrets
+import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
-from vsarvo.atomic import commit
+from vsarvo.atomic import commit, write_text_atomic
+from vsarvo.remaster.disk import DISK_FULL_TEXT, describe_os_error, is_full
 from vsarvo.remaster.encoder import ffmpeg_command
 from vsarvo.remaster.framepipe import MatroskaWriter, TIMESTAMP_SCALE_NS, Y4MError, Y4MHeader, read_frame, read_header
-from vsarvo.remaster.job import PARTIAL_MARK, Cancellation, FileResult, FileTask, kill_process
+from vsarvo.remaster.job import Cancellation, FileResult, FileTask, kill_process
+from vsarvo.remaster.leftovers import make_work_dir, partial_path, remove_stale_work_dirs
 from vsarvo.remaster.probe import ProbeError, SourceInfo, probe
 
-__all__ = ["transcode_file", "partial_path", "find_tool", "read_timecodes", "is_variable_rate"]
+__all__ = ["transcode_file", "find_tool", "read_timecodes", "is_variable_rate", "subsampling"]
 
 _FFMPEG_STOPPED = "ffmpeg stopped reading"
 
@@ -110,18 +112,6 @@ def find_tool(name: str) -> str:
     return found
 
 
-def partial_path(output: Path) -> Path:
-    """An unused temporary name beside ``output`` that ends in ``output``'s extension.
-
-    Only the name is made: ffmpeg creates the file, so it gets the usual permissions (umask), which
-    the final file keeps after the rename.
-    """
-    while True:
-        candidate = output.with_name(f".{output.stem}.{secrets.token_hex(4)}{PARTIAL_MARK}{output.suffix}")
-        if not candidate.exists():
-            return candidate
-
-
 def _tail_reason(log: Path, tool: str) -> str:
     """The line of a tool's stderr that says why it failed."""
     try:
@@ -153,6 +143,60 @@ def is_variable_rate(times_ms: list[float], fps: Fraction) -> bool:
     step = 1000 / float(fps)
     start = times_ms[0]
     return any(abs(t - start - i * step) > _VFR_TOLERANCE_MS for i, t in enumerate(times_ms))
+
+
+# ffmpeg pixel format families -> chroma subsampling (horizontal, vertical factor).
+_SUBSAMPLING = {"420": (2, 2), "422": (2, 1), "440": (1, 2), "411": (4, 1), "410": (4, 4), "444": (1, 1)}
+_SEMIPLANAR = {"nv12": "420", "nv21": "420", "p010": "420", "p016": "420", "nv16": "422", "p210": "422",
+               "nv24": "444", "nv42": "444"}
+
+
+def subsampling(pix_fmt: str | None) -> tuple[str, int, int] | None:
+    """``("420", 2, 2)`` for yuv420p and its kin: the chroma subsampling an ffmpeg pixel format
+    implies, as (name, horizontal factor, vertical factor); None for RGB, grey or an unknown format."""
+    if not pix_fmt:
+        return None
+    match = re.match(r"yuvj?a?(4[0-4][0-4])", pix_fmt)
+    family = match.group(1) if match else _SEMIPLANAR.get(pix_fmt[:4])
+    if family not in _SUBSAMPLING:
+        return None
+    return (family, *_SUBSAMPLING[family])
+
+
+def _size_fix(width: int, height: int, fx: int, fy: int) -> str:
+    """How to make a frame size fit its subsampling, as a command a user can run."""
+    down, up = (width - width % fx, height - height % fy), (-(-width // fx) * fx, -(-height // fy) * fy)
+    return (f"crop or pad the source to a multiple of {fx}x{fy} first, e.g. ffmpeg -i IN "
+            f"-vf crop={down[0]}:{down[1]}:0:0 (or pad={up[0]}:{up[1]}) -c:v ffv1 -c:a copy OUT.mkv, "
+            "or std.Crop / std.AddBorders in your own script")
+
+
+def _check_source_size(info: SourceInfo) -> None:
+    """Refuse a source whose size its chroma subsampling cannot carry: the source filter would
+    deliver smaller frames, and the output would silently lose a row or column."""
+    sub = subsampling(info.pix_fmt)
+    if sub is None or info.width is None or info.height is None:
+        return
+    family, fx, fy = sub
+    if info.width % fx or info.height % fy:
+        delivered = f"{info.width - info.width % fx}x{info.height - info.height % fy}"
+        raise _Failed(
+            f"the source is {info.width}x{info.height} {info.pix_fmt}, and its 4:{family[1]}:{family[2]} chroma "
+            f"needs a width that is a multiple of {fx} and a height that is a multiple of {fy}: it would come out "
+            f"{delivered}, and arvo does not change a frame size silently; "
+            + _size_fix(info.width, info.height, fx, fy)
+        )
+
+
+def _check_delivered_size(info: SourceInfo, header: Y4MHeader) -> None:
+    """Refuse frames whose size differs from the source's (whatever the cause)."""
+    if info.width is None or info.height is None or (header.width, header.height) == (info.width, info.height):
+        return
+    raise _Failed(
+        f"the source is {info.width}x{info.height} ({info.pix_fmt or 'unknown format'}) but its frames reach "
+        f"the filter as {header.width}x{header.height}; arvo does not change a frame size silently: "
+        "crop or pad the source to a size its format can carry first (ffmpeg -vf crop=W:H:0:0, or std.Crop)"
+    )
 
 
 def _count_video_packets(path: Path, ffprobe: str) -> int:
@@ -240,9 +284,12 @@ def transcode_file(
         raises (KeyboardInterrupt, a cancelled Ray task).
     """
     started = time.monotonic()
-    run = _Run(task=task, tmp=Path(tempfile.mkdtemp(prefix="arvo-remaster-")), cancel=cancel)
+    remove_stale_work_dirs()
+    run = _Run(task=task, tmp=make_work_dir(), cancel=cancel)
     try:
         status, reason = _transcode(run, device, progress)
+        # The partial goes first: on a full disk that frees the room the log needs.
+        _remove_partial(run)
         log = _keep_log(run, reason) if status != "done" else None
         return FileResult(
             key=task.key, status=status, frames=run.frames, seconds=time.monotonic() - started,
@@ -257,6 +304,7 @@ def _transcode(run: _Run, device: str | None, progress: Callable[[int, int | Non
     output = Path(run.task.output)
     try:
         info = probe(run.task.source)
+        _check_source_size(info)
         output.parent.mkdir(parents=True, exist_ok=True)
         run.partial = partial_path(output)
         exits = _pipe_frames(run, info, device, progress)
@@ -270,9 +318,27 @@ def _transcode(run: _Run, device: str | None, progress: Callable[[int, int | Non
     except ProbeError as exc:
         return "failed", str(exc)
     except _Failed as exc:
-        return ("interrupted", "interrupted") if run.cancelled else ("failed", str(exc))
-    except (OSError, ValueError) as exc:
+        return ("interrupted", "interrupted") if run.cancelled else ("failed", _disk_full_reason(run, str(exc)))
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            return "failed", describe_os_error(exc, output.parent)
         return "failed", f"{type(exc).__name__}: {exc}"
+    except ValueError as exc:
+        return "failed", f"{type(exc).__name__}: {exc}"
+
+
+def _disk_full_reason(run: _Run, reason: str) -> str:
+    """``reason``, led by a full-disk message naming the output folder when the encode ran out of space
+    (ffmpeg said so, or the folder's disk has no room left while the partial file is still there)."""
+    folder = Path(run.task.output).parent
+    try:
+        said = DISK_FULL_TEXT in run.logs["ffmpeg"].read_text(errors="replace")
+    except OSError:
+        said = False
+    if run.partial is None or not (said or is_full(folder)):
+        return reason
+    full = describe_os_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), folder)
+    return f"{full} ({reason})"
 
 
 def _pipe_frames(
@@ -283,6 +349,7 @@ def _pipe_frames(
     with open(run.logs["vspipe"], "wb") as vspipe_log, open(run.logs["ffmpeg"], "wb") as ffmpeg_log:
         vspipe = _start_vspipe(run, device, vspipe_log)
         header = _read_vspipe_header(run, vspipe)
+        _check_delivered_size(info, header)
         rgb, timestamp = _frame_stream(run, header)
         ffmpeg = _start_ffmpeg(run, info, header, ffmpeg_log)
         relay_error = _relay_frames(run, vspipe, ffmpeg, header, timestamp=timestamp, rgb=rgb, progress=progress)
@@ -401,31 +468,44 @@ def _verify_output(run: _Run, expected_frames: int | None) -> None:
         raise _Failed(f"ffmpeg wrote {written} of {run.frames} frames")
 
 
+def _remove_partial(run: _Run) -> None:
+    """Remove the partial output, if there is one; never raises (it runs after the failure it cleans up)."""
+    if run.partial is None:
+        return
+    try:
+        run.partial.unlink(missing_ok=True)
+    except OSError:
+        pass  # a read-only folder refuses even unlinking a missing name: nothing was written there
+    run.partial = None
+
+
 def _clean_up(run: _Run) -> None:
-    """End the file's processes and remove its partial output and temporary folder."""
+    """End the file's processes and remove its partial output and temporary folder. Never raises
+    over the error it cleans up after: what cannot be removed now, the next run removes."""
     for process in run.processes:
         kill_process(process)
         process.wait()
         if run.cancel is not None:
             run.cancel.unregister(process)
-    if run.partial is not None:
-        run.partial.unlink(missing_ok=True)
+    _remove_partial(run)
     shutil.rmtree(run.tmp, ignore_errors=True)
 
 
 def _keep_log(run: _Run, reason: str | None) -> str | None:
-    """Copy the tools' messages to the task's log file; returns its path, or None without one."""
+    """Copy the tools' messages to the task's log file; returns its path, or None without one (or
+    when it cannot be written: the reason still reaches the summary)."""
     task = run.task
     if task.log is None:
         return None
-    target = Path(task.log)
+    parts = [f"source: {task.source}\noutput: {task.output}\nreason: {reason}\n"]
+    for tool, path in run.logs.items():
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            text = ""
+        parts.append(f"\n--- {tool} ---\n{text}")
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(target, "w") as out:
-            out.write(f"source: {task.source}\noutput: {task.output}\nreason: {reason}\n")
-            for tool, path in run.logs.items():
-                text = path.read_text(errors="replace") if path.exists() else ""
-                out.write(f"\n--- {tool} ---\n{text}")
+        write_text_atomic(task.log, "".join(parts))
     except OSError:
         return None
-    return str(target)
+    return task.log
