@@ -4,7 +4,11 @@ Metrics follow the DVD papers: RGB uint8, PSNR = 20 log10(255 / RMSE), Gaussian 
 over channels, optional border crop (4 px in the common protocol). Every frame of a video is restored the
 way the VapourSynth filter does it (``vsarvo.model.restore_clip``: per-stage clamped edges).
 
-Without ``--data`` the test set is procedural: clips rendered from the *held-out* source images (the
+``--set realistic`` scores the realistic held-out set of :mod:`vsarvo.training.realistic_eval` (clips
+of held-out real photos with hand-held motion, noise and 4:2:0 compression), ``--set both`` (the default
+when the photos are installed) it and the procedural set.
+
+Without ``--data`` the procedural test set is clips rendered from the *held-out* source images (the
 "test" split the training clips never draw from) with a seed of their own, plus a sharp static clip
 that the model should leave nearly unchanged.
 """
@@ -160,14 +164,51 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--crop", type=int, default=4, help="border crop in pixels (4 in the DVD protocol)")
     p.add_argument("--stages", type=int, help="stage passes (default: the model's)")
     p.add_argument("--threads", type=int)
-    p.add_argument("--out", help="write report.json and before_after.png here")
+    p.add_argument("--out", help="write report.json and before_after.png here (eval_realistic.json and "
+                   "before_after_realistic.png for the realistic set)")
+    from .realistic_eval import add_realistic_arguments
+
+    add_realistic_arguments(p)
     p.set_defaults(func=run_from_args)
 
 
+def argument_problems(args: argparse.Namespace) -> list[str]:
+    """What is wrong with ``arvo eval``'s arguments, one sentence each naming the value and the fix."""
+    from vsarvo.model.arvo import MIN_SIZE
+
+    problems = []
+    for name, low in (("clips", 1), ("frames", 1), ("size", MIN_SIZE), ("crop", 0)):
+        if getattr(args, name) < low:
+            problems.append(f"--{name} {getattr(args, name)} is out of range: give at least {low}")
+    if not args.data and args.size >= MIN_SIZE and 2 * args.crop >= args.size:
+        problems.append(f"--crop {args.crop} leaves nothing of a {args.size}px frame to score: give less than {args.size // 2}")
+    for name in ("stages", "threads"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            problems.append(f"--{name} {getattr(args, name)} is out of range: give at least 1 (or leave it out)")
+    if args.weights and not Path(args.weights).is_file():
+        problems.append(f"--weights {args.weights} does not exist: pass a .safetensors file (or leave it out for the shipped weights)")
+    if args.data and not Path(args.data).is_dir():
+        problems.append(f"--data {args.data} is not a folder: pass a dataset root")
+    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+        problems.append(f"--out {args.out} is a file: pass a folder for report.json and before_after.png")
+    return problems
+
+
 def run_from_args(args: argparse.Namespace) -> int:
+    problems = argument_problems(args)
+    if problems:
+        # Before any clip is rendered or weights loaded.
+        raise ValueError("; ".join(problems))
     if args.threads:
         torch.set_num_threads(args.threads)
     model = load_model(args.weights)
+    from .realistic_eval import chosen_sets, run_realistic
+
+    sets = chosen_sets(args)
+    if "realistic" in sets:
+        run_realistic(model, args)
+    if "procedural" not in sets:
+        return 0
     if args.data:
         videos = folder_test_set(args.data, args.split)
     else:

@@ -47,6 +47,17 @@ def pick_device(cfg: TrainConfig) -> torch.device:
     return torch.device("cpu")
 
 
+def autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
+    """The dtype a training step autocasts to on ``device`` (None: fp32), from ``cfg.precision``."""
+    if not cfg.amp or cfg.precision == "fp32" or (cfg.precision == "auto" and device.type != "cuda"):
+        return None
+    if cfg.precision == "fp16":
+        if device.type != "cuda":
+            raise ValueError(f"--precision fp16 needs a CUDA device (this run is on {device.type}): use bf16")
+        return torch.float16
+    return torch.bfloat16
+
+
 def device_name(device: torch.device, world: int) -> str:
     """The device a segment ran on, as its record names it (e.g. "cuda (NVIDIA H200)", "2 x cpu")."""
     name = f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else device.type
@@ -77,13 +88,18 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
         self._build_networks()
-        self.use_amp = cfg.amp and self.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.amp_dtype = autocast_dtype(cfg, self.device)
+        self.use_amp = self.amp_dtype is not None
+        # bf16 keeps fp32's exponent range: only fp16 needs a loss scale.
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        # Seconds of each step of the running segment, and fields fit() adds to its segment record.
+        self.step_seconds: list[float] = []
+        self.segment_extra: dict[str, Any] = {}
         self.step_index = 0
         # "pixel": the pixel term (cfg.pixel_loss, L1 by default) of "loss"; "adv": the adversarial term.
         self.history: dict[str, list[list[float]]] = {"loss": [], "pixel": [], "adv": [], "val_psnr": [], "flow_epe": []}
         if dataset is None:
-            dataset, val_dataset = make_datasets(cfg)
+            dataset, val_dataset = make_datasets(cfg, self.device)
         self.dataset, self.val_dataset = dataset, val_dataset
         # Which validation set the scores in history come from, and the step since which they do.
         self.val_set = validation_set_name(cfg)
@@ -101,6 +117,9 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.train_model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids, find_unused_parameters=True)
             self.disc = nn.parallel.DistributedDataParallel(self.disc, device_ids=ids)
+        self.eager_train_model = self.train_model
+        if cfg.compile:
+            self.train_model = torch.compile(self.train_model)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.lr)
 
@@ -134,7 +153,7 @@ class Trainer:
             self.model.stage.flow.requires_grad_(step >= cfg.freeze_flow_steps)
         use_adv = cfg.adv_weight > 0 and stages >= 2
         self.train_model.train()
-        with torch.autocast(self.device.type, enabled=self.use_amp):
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
             pixel, outputs = restoration_losses(self.train_model, blur, sharp, stages, cfg.pixel_loss)
             adv = generator_adversarial_loss(self.disc, outputs) if use_adv else torch.zeros((), device=self.device)
             loss = pixel + cfg.adv_weight * adv
@@ -145,7 +164,7 @@ class Trainer:
         self.scaler.step(self.opt)
         self.scaler.update()
         if use_adv:
-            with torch.autocast(self.device.type, enabled=self.use_amp):
+            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
                 d_loss = discriminator_loss(self.disc, sharp, outputs, cfg.model.window)
             self.opt_d.zero_grad(set_to_none=True)
             self.scaler.scale(d_loss).backward()
@@ -217,8 +236,9 @@ class Trainer:
         cfg = self.cfg
         start = time.time()
         first = self.step_index
+        self.step_seconds = []
         while self.step_index < cfg.steps:
-            record = self.step()
+            record = self.timed_step()
             n = self.step_index
             # Every rank sees the same verdict, so DDP replicas stop at the same step.
             out_of_time = self.out_of_time(start)
@@ -239,6 +259,35 @@ class Trainer:
                 break
         if self.rank == 0 and self.step_index > first:
             append_segment(self.out_dir / "segments.jsonl", self.segment_record(first))
+
+    def timed_step(self) -> dict[str, float]:
+        """``step()``, timed (it ends on ``.item()``, so the device's work is inside the time). A compiled
+        model that fails to compile falls back to the eager one, once, with a log line."""
+        t0 = time.perf_counter()
+        try:
+            record = self.step()
+        except Exception as exc:
+            if self.train_model is self.eager_train_model:
+                raise
+            log(f"torch.compile failed ({type(exc).__name__}: {str(exc)[:200]}); training eagerly")
+            self.train_model = self.eager_train_model
+            self.segment_extra["compile_failed"] = f"{type(exc).__name__}: {str(exc)[:500]}"
+            t0 = time.perf_counter()
+            record = self.step()
+        self.step_seconds.append(time.perf_counter() - t0)
+        return record
+
+    def throughput(self, warmup: int = 5) -> dict[str, Any]:
+        """Training samples per second of this segment's steps, all of them and past the first ``warmup``
+        (compilation, cuDNN's algorithm search); validation and checkpoints excluded."""
+        samples = self.cfg.batch_size * self.world
+        steady = self.step_seconds[warmup:] if len(self.step_seconds) > warmup else self.step_seconds
+        total = sum(self.step_seconds)
+        return {"steps_timed": len(self.step_seconds), "warmup_s": round(sum(self.step_seconds[:warmup]), 3),
+                "samples_per_s_all": round(samples * len(self.step_seconds) / max(total, 1e-9), 2),
+                "samples_per_s": round(samples * len(steady) / max(sum(steady), 1e-9), 2),
+                "precision": str(self.amp_dtype).removeprefix("torch.") if self.amp_dtype else "float32",
+                "compiled": self.train_model is not self.eager_train_model}
 
     def _log_step(self, record: dict[str, float], first: int, start: float) -> None:
         cfg, n = self.cfg, self.step_index
@@ -274,7 +323,8 @@ class Trainer:
         best = max(scored, key=lambda sv: sv[1]) if scored else None
         return {"name": self.out_dir.name, "kind": "train", "start": first, "end": self.step_index,
                 "device": device_name(self.device, self.world), "command": self.command,
-                "config": self.cfg.to_dict(), "best_val": best, "val_set": self.val_set, "source": "arvo train"}
+                "config": self.cfg.to_dict(), "best_val": best, "val_set": self.val_set, "source": "arvo train",
+                **self.throughput(), **self.segment_extra}
 
     def write_outputs(self) -> None:
         """Weights as safetensors + JSON, the loss/validation curves as PNG, history as JSON."""

@@ -107,6 +107,9 @@ def command_line(cfg: TrainConfig, preset: str, resume: str | None = None) -> st
 def run_from_args(args: argparse.Namespace) -> int:
     fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"model"}
     cfg = TrainConfig(model=model_config_from_args(args), **{k: getattr(args, k) for k in fields})
+    if args.resume and not Path(args.resume).is_file():
+        # Before the training clips are rendered.
+        raise ValueError(f"--resume {args.resume} does not exist: pass the checkpoint.pt a run wrote")
     trainer = Trainer(cfg, command=command_line(cfg, args.preset, args.resume))
     if args.resume:
         trainer.load_checkpoint(args.resume)
