@@ -35,6 +35,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .capture import degrade_blurry_frames, even_size
+from .degrade import FootageSettings
 from .frames import list_frames, natural_key, read_rgb
 from .procedural import FLOW_PAIR_SETTINGS, ClipSettings, make_flow_pair
 from .sources import Split
@@ -187,9 +189,14 @@ class VideoWindowDataset(Dataset):
     ``window`` (odd), ``crop`` (side of the square random crop; ``None``
     keeps whole frames) and ``augment`` (random flips and rotations).
     Item ``k`` is ``(blur, sharp)``, each [window, 3, crop, crop] float32.
+
+    ``degrade`` (a :class:`~.degrade.FootageSettings`) gives the blurry frames of each item sensor
+    noise and a 4:2:0 codec round trip (:mod:`.capture`), drawn from a seed taken from torch's
+    generator; frames are first cut to an even size. The sharp frames stay clean.
     """
 
-    def __init__(self, videos: Sequence[VideoPairs], *, window: int = 5, crop: int | None = 256, augment: bool = True) -> None:
+    def __init__(self, videos: Sequence[VideoPairs], *, window: int = 5, crop: int | None = 256, augment: bool = True,
+                 degrade: FootageSettings | None = None) -> None:
         _check_window(window)
         if crop is not None and crop < 1:
             raise ValueError(f"crop must be a positive size or None, got {crop}")
@@ -199,6 +206,7 @@ class VideoWindowDataset(Dataset):
         self.window = window
         self.crop = crop
         self.augment = augment
+        self.degrade = degrade
         self._starts = np.cumsum([0] + [len(v.blur) for v in self.videos]).tolist()
 
     @classmethod
@@ -224,6 +232,10 @@ class VideoWindowDataset(Dataset):
             box = (slice(None), slice(top, top + self.crop), slice(left, left + self.crop))
             blur, sharp = blur[box], sharp[box]
         blur_t, sharp_t = _to_float(blur), _to_float(sharp)
+        if self.degrade is not None:
+            blur_t, sharp_t = even_size(blur_t, sharp_t)
+            rng = np.random.default_rng(int(torch.randint(2**62, ())))
+            blur_t = degrade_blurry_frames(blur_t, rng, self.degrade)[0]
         if self.augment:
             blur_t, sharp_t = _augment(blur_t, sharp_t)
         return blur_t, sharp_t

@@ -13,6 +13,8 @@ import torch
 
 from vsarvo.atomic import atomic_path
 
+from .capture import degrade_blurry_frames, even_size
+from .degrade import FootageSettings
 from .procedural import ClipSettings, make_clip
 
 __all__ = ["TRAIN_BLUR", "RenderedClips"]
@@ -34,12 +36,16 @@ class RenderedClips(torch.utils.data.Dataset):
     shipped weights were trained on). ``workers`` >= 1 renders clip ``i`` from its own generator seeded
     with ``(seed, i)``, in that many processes: the clips are then the same for any worker count, and
     a GPU host's idle cores render a large set in seconds rather than minutes.
+
+    ``degrade`` (a :class:`~.degrade.FootageSettings`) adds sensor noise and a 4:2:0 codec round trip
+    to the blurry frames of clip ``i``, drawn from the generator ``(seed, i, 1)`` (:mod:`.capture`); the
+    sharp frames stay clean.
     """
 
     def __init__(self, *, clips: int, frames: int, size: int, window: int, crop: int | None,
                  split: str = "train", seed: int = 0, augment: bool = True,
                  settings: ClipSettings = TRAIN_BLUR, cache: str | os.PathLike[str] | None = None,
-                 workers: int = 0) -> None:
+                 workers: int = 0, degrade: FootageSettings | None = None) -> None:
         if frames < window:
             raise ValueError(f"frames ({frames}) must be >= window ({window})")
         self.window, self.crop, self.augment = window, crop, augment
@@ -50,6 +56,9 @@ class RenderedClips(torch.utils.data.Dataset):
         else:
             blur, sharp = [], []
             for i, (b, s) in enumerate(_render(clips, frames, size, settings, split, seed, workers)):
+                if degrade is not None:
+                    b, s = even_size(b, s)
+                    b = degrade_blurry_frames(b, np.random.default_rng((seed, i, 1)), degrade)[0]
                 blur.append(b)
                 sharp.append(s)
                 print(f"\rrendering {split} clips {i + 1}/{clips}", end="", file=sys.stderr, flush=True)

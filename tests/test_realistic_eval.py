@@ -1,0 +1,147 @@
+"""The realistic held-out set of `arvo eval`: held-out photos only, deterministic, scored per blur class."""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vsarvo.training.data.photos import MANIFEST, split_of
+from vsarvo.training.realistic_eval import (
+    RealisticSet, add_realistic_arguments, chosen_sets, realistic_test_set, restore_interior, score_realistic,
+)
+
+pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
+
+TINY = RealisticSet(photos=2, clips_per_photo=3, frames=5, size=64, seed=7)
+
+
+def _names(split: str, count: int) -> list[str]:
+    names = (f"fake/photo_{i}.png" for i in range(1000))
+    return [n for n in names if split_of(n) == split][:count]
+
+
+def _write_photos(root: Path, held_out: int = 2, train: int = 2) -> dict[str, str]:
+    """Detailed synthetic pictures under a manifest, like `make photos` writes; returns name -> split."""
+    entries, splits = [], {}
+    for k, name in enumerate(_names("held_out", held_out) + _names("train", train)):
+        rng = np.random.default_rng(k)
+        blocks = rng.random((30, 40, 3)).repeat(8, 0).repeat(8, 1)
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((blocks * 255).astype(np.uint8)).save(root / name)
+        entries.append({"name": name, "file": name, "split": split_of(name)})
+        splits[name] = split_of(name)
+    (root / MANIFEST).write_text(json.dumps({"photos": entries}))
+    return splits
+
+
+class _Model(torch.nn.Module):
+    """A stand-in restorer: returns the reference frame (identity) or looks up the sharp frame."""
+
+    def __init__(self, sharp_of: dict[bytes, torch.Tensor] | None = None) -> None:
+        super().__init__()
+        self.config = SimpleNamespace(stages=2)
+        self.sharp_of = sharp_of
+
+    def stage(self, previous, reference, following):
+        if self.sharp_of is None:
+            return reference
+        return self.sharp_of.get(reference.numpy().tobytes(), reference)
+
+
+@pytest.fixture(scope="module")
+def tiny_set(tmp_path_factory):
+    root = tmp_path_factory.mktemp("photos")
+    _write_photos(root)
+    return root, *realistic_test_set(root, TINY)
+
+
+def test_the_set_uses_held_out_photos_in_every_blur_class(tiny_set):
+    root, videos, records = tiny_set
+    assert len(videos) == TINY.photos * TINY.clips_per_photo
+    held = set(_names("held_out", 2))
+    assert {v.name.rsplit("_", 2)[0] + ".png" for v in videos} == held
+    assert sorted(r["blur_class"] for r in records.values()) == ["mild", "mild", "none", "none", "strong", "strong"]
+    assert all(r["codec"] in ("libx264", "libx265") for r in records.values())
+
+
+def test_the_set_is_deterministic(tiny_set):
+    root, videos, _ = tiny_set
+    again, _ = realistic_test_set(root, TINY)
+    assert all(torch.equal(a.blur, b.blur) and torch.equal(a.sharp, b.sharp) for a, b in zip(videos, again))
+
+
+def test_an_identity_model_gains_nothing_and_makes_no_frame_worse(tiny_set):
+    _, videos, records = tiny_set
+    report = score_realistic(_Model(), videos, records, crop=4, spec=TINY)
+    assert report["gain_db"] == 0.0
+    assert report["frames_worse"] == 0.0
+    # 5 frames, 2 stages: one interior frame per clip.
+    assert report["frames"] == len(videos)
+
+
+def test_a_model_returning_the_sharp_frames_gains_a_lot(tiny_set):
+    _, videos, records = tiny_set
+    sharp_of = {}
+    for video in videos:
+        for t in range(video.blur.shape[0]):
+            sharp_of[video.blur[t:t + 1].numpy().tobytes()] = video.sharp[t:t + 1]
+    # The second stage sees the first stage's output (sharp) and must keep it.
+    report = score_realistic(_Model(sharp_of), videos, records, crop=4, spec=TINY)
+    assert report["gain_db"] > 5
+    assert report["frames_worse"] == 0.0
+    assert report["input_psnr"] < 45
+
+
+def test_the_blur_classes_are_reported_separately(tiny_set):
+    _, videos, records = tiny_set
+    # A model that only damages the mild clips.
+    mild = {v.blur[t:t + 1].numpy().tobytes() for v in videos if records[v.name]["blur_class"] == "mild"
+            for t in range(v.blur.shape[0])}
+
+    class Damaging(_Model):
+        def stage(self, previous, reference, following):
+            return (reference * 0.5) if reference.numpy().tobytes() in mild else reference
+
+    report = score_realistic(Damaging(), videos, records, crop=4, spec=TINY)
+    assert report["by_class"]["mild"]["gain_db"] < -1 and report["by_class"]["mild"]["frames_worse"] == 1.0
+    assert report["by_class"]["none"]["gain_db"] == 0.0 and report["by_class"]["strong"]["gain_db"] == 0.0
+    assert report["by_class"]["mild"]["frames"] == 2
+
+
+def test_interior_restoration_matches_the_whole_clip_restoration():
+    from vsarvo.model import ARVo, ARVoConfig, restore_clip
+
+    torch.manual_seed(0)
+    model = ARVo(ARVoConfig.tiny()).eval()
+    frames = torch.rand(7, 3, 64, 64)
+    with torch.no_grad():
+        whole = restore_clip(model, frames)
+        inner = restore_interior(model, frames)
+    stages = model.config.stages
+    assert torch.allclose(inner, whole[stages:7 - stages], atol=1e-5)
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data")
+    add_realistic_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_the_default_is_both_sets_with_photos_and_procedural_without(tmp_path, capsys):
+    assert chosen_sets(_args("--photos", str(tmp_path))) == ("procedural",)
+    assert "make photos" in capsys.readouterr().err
+    (tmp_path / MANIFEST).write_text('{"photos": []}')
+    assert chosen_sets(_args("--photos", str(tmp_path))) == ("realistic", "procedural")
+
+
+def test_asking_for_the_realistic_set_without_photos_names_make_photos(tmp_path):
+    with pytest.raises(SystemExit, match="make photos"):
+        chosen_sets(_args("--set", "realistic", "--photos", str(tmp_path)))
