@@ -40,6 +40,7 @@ case $status in
   0) echo "remaster_job: every file is done; outputs and arvo-summary.json are in $out" >&2 ;;
   1) echo "remaster_job: some files failed; reasons in $out/arvo-summary.json, tool logs in $out/arvo-logs/;" \
           "run the same command again to retry them" >&2 ;;
+  2) echo "remaster_job: the job could not start; the line above says why" >&2 ;;
   *) echo "remaster_job: the job stopped (exit $status); run the same command again to resume" >&2 ;;
 esac
 exit "$status"

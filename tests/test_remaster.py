@@ -466,6 +466,117 @@ def test_ffmpeg_error_is_the_files_reason(tmp_path, weights):
     assert sorted(p.name for p in tmp_path.glob("*out*")) == ["out.mkv.arvo.log"]
 
 
+# --- the filter's options reach the filter ------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def visible_weights(tmp_path_factory) -> Path:
+    """The narrow tiny model with its residual head re-initialised: it changes frames by tens of
+    levels, so the output pixels tell which weights, stages and options made them."""
+    import torch
+
+    from vsarvo.model import ARVo, ARVoConfig
+    from vsarvo.weights import save_model
+
+    torch.manual_seed(1)
+    model = ARVo(ARVoConfig.tiny(channels=8, encoder_width=4, recon_width=8, recon_blocks=1, flow_width=0.1,
+                                 disc_width=4))
+    model.stage.reconstruction.decode_full[-1].reset_parameters()
+    return save_model(model, tmp_path_factory.mktemp("visible") / "visible.safetensors")
+
+
+def cut_clip(path: Path) -> Path:
+    """96x64, 6 frames, lossless 4:2:0, with a scene cut after frame 2 (the picture is negated)."""
+    return make_video(path, frames=6, audio=False, codec="ffv1", video_filter="negate=enable='gte(n,3)'")
+
+
+def planes(clip) -> "np.ndarray":
+    """Every frame's planes of a YUV420P8 clip, Y then U and V flattened, shape (frames, samples)."""
+    import numpy as np
+
+    rows = []
+    for frame in clip.frames():
+        rows.append(np.concatenate([np.asarray(frame[i]).ravel() for i in range(clip.format.num_planes)]))
+    return np.stack(rows).astype(np.int16)
+
+
+def file_planes(path: Path) -> "np.ndarray":
+    import vapoursynth as vs
+
+    return planes(vs.core.bs.VideoSource(str(path)))
+
+
+def filter_planes(source: Path, **options) -> "np.ndarray":
+    """What vsarvo.Deblur makes of ``source`` in this process, with ``options``."""
+    import vapoursynth as vs
+
+    import vsarvo
+
+    clip = vs.core.bs.VideoSource(str(source))
+    return planes(vsarvo.Deblur(clip, device="cpu", backend="torch", **options))
+
+
+PIXEL_FLAGS = ["--stages", "1", "--no-scene-change", "--precision", "bf16", "--tile", "48", "--tile-overlap", "32"]
+PIXEL_OPTIONS = {"stages": 1, "scene_change": False, "precision": "bf16", "tile": 48, "tile_overlap": 32}
+
+
+@pytest.fixture(scope="module")
+def options_job(tmp_path_factory, visible_weights):
+    """One clip deblurred by `arvo deblur` with non-default options, and vsarvo.Deblur's frames for it."""
+    root = tmp_path_factory.mktemp("options_job")
+    source = cut_clip(root / "cut.mkv")
+    output = root / "out.mkv"
+    done = arvo("deblur", source, output, "--weights", visible_weights, "--device", "cpu", "--backend", "torch",
+                "--encoder", "ffv1", *PIXEL_FLAGS, "--quiet")
+    assert done.returncode == 0, done.stderr
+    expected = filter_planes(source, weights=str(visible_weights), **PIXEL_OPTIONS)
+    return source, file_planes(output), expected
+
+
+def test_batch_output_pixels_are_the_filters_with_the_given_options(options_job):
+    source, got, expected = options_job
+    assert got.shape == expected.shape == (6, 96 * 64 * 3 // 2)
+    assert abs(got - expected).max() <= 1
+    # The model visibly changes the frames: an output that skipped the filter would not match.
+    assert abs(file_planes(source) - expected).mean() > 2
+
+
+@pytest.mark.parametrize("dropped, default", [
+    ("weights", None), ("stages", None), ("scene_change", True), ("precision", "fp32"),
+])
+def test_each_option_changes_the_pixels_so_a_dropped_one_shows(options_job, visible_weights, dropped, default):
+    """Controls for the test above: with any one option at its default the filter's frames differ from
+    the batch output by more than its 1-level tolerance. (A dropped --tile shows differently: the
+    filter refuses --tile-overlap without it, and the file fails.)"""
+    source, got, _ = options_job
+    options = {"weights": str(visible_weights), **PIXEL_OPTIONS, dropped: default}
+    assert abs(filter_planes(source, **options) - got).max() > 1
+
+
+def test_trt_options_reach_the_filter_from_the_batch_cli(tmp_path):
+    """--workspace (a TensorRT option) travels to vspipe in the filter's keyword arguments."""
+    from vsarvo.cli import build_parser
+    from vsarvo.remaster.job import DeblurOptions
+    from vsarvo.remaster.transcode import vspipe_command
+
+    args = build_parser("remaster").parse_args(
+        ["remaster", "in.mkv", "--out", "o", "--backend", "trt", "--workspace", "512", "--optimization-level", "5"])
+    deblur = DeblurOptions.from_values(args)
+    command = vspipe_command(tmp_path / "remaster.vpy", tmp_path, source="in.mkv", deblur=deblur, device="cuda:1")
+    sent = json.loads(next(arg.removeprefix("deblur=") for arg in command if arg.startswith("deblur=")))
+    assert sent == {"backend": "trt", "workspace": 512, "optimization_level": 5, "device": "cuda:1"}
+
+
+def test_default_options_keep_the_settings_hash_of_earlier_jobs():
+    from vsarvo.remaster.job import DeblurOptions
+
+    settings = DeblurOptions.from_values({}).settings("0" * 64)
+    assert settings == {"weights_sha256": "0" * 64, "backend": "auto", "precision": None, "stages": None,
+                        "scene_change": True, "sc_threshold": None}
+    assert DeblurOptions.from_values({"sc_threshold": 0.1, "device": "cuda:0", "tile": 256}).settings("0" * 64) == settings
+    assert settings_hash(settings) == "e13e346a8ae0efada60c2ffce2ce8e0d50472856a824f005bfcdd067c417f6a0"
+
+
 # --- Ray ----------------------------------------------------------------------------------------------
 
 

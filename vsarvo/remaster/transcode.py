@@ -38,11 +38,11 @@ from vsarvo.atomic import commit, write_text_atomic
 from vsarvo.remaster.disk import DISK_FULL_TEXT, describe_os_error, is_full
 from vsarvo.remaster.encoder import ffmpeg_command
 from vsarvo.remaster.framepipe import MatroskaWriter, TIMESTAMP_SCALE_NS, Y4MError, Y4MHeader, read_frame, read_header
-from vsarvo.remaster.job import Cancellation, FileResult, FileTask, kill_process
+from vsarvo.remaster.job import Cancellation, DeblurOptions, FileResult, FileTask, kill_process
 from vsarvo.remaster.leftovers import make_work_dir, partial_path, remove_stale_work_dirs
 from vsarvo.remaster.probe import ProbeError, SourceInfo, probe
 
-__all__ = ["transcode_file", "find_tool", "read_timecodes", "is_variable_rate", "subsampling"]
+__all__ = ["transcode_file", "vspipe_command", "find_tool", "read_timecodes", "is_variable_rate", "subsampling"]
 
 _FFMPEG_STOPPED = "ffmpeg stopped reading"
 
@@ -369,18 +369,25 @@ def _start(run: _Run, command: list[str], **pipes: Any) -> subprocess.Popen[byte
     return process
 
 
+def vspipe_command(script: Path, tmp: Path, *, source: str, deblur: DeblurOptions, device: str | None) -> list[str]:
+    """The vspipe command that runs the remaster ``script`` on ``source``: the filter's options go
+    as JSON in a ``-a deblur=`` value (``device``, a worker's GPU, replacing the options' own), the
+    timecode and pipe-info files in the temporary folder ``tmp``."""
+    return [
+        find_tool("vspipe"), "-c", "y4m",
+        "-a", f"source={source}",
+        "-a", f"deblur={json.dumps(deblur.filter_kwargs(device=device))}",
+        "-a", f"timecodes={tmp / 'timecodes.txt'}",
+        "-a", f"pipe_info={tmp / 'pipe.json'}",
+        str(script), "-",
+    ]
+
+
 def _start_vspipe(run: _Run, device: str | None, log: BinaryIO) -> subprocess.Popen[bytes]:
     """vspipe running the remaster script on the source, y4m on its stdout."""
     script = run.tmp / "remaster.vpy"
     script.write_text(REMASTER_VPY)
-    command = [
-        find_tool("vspipe"), "-c", "y4m",
-        "-a", f"source={run.task.source}",
-        "-a", f"deblur={json.dumps(run.task.deblur.filter_kwargs(device=device))}",
-        "-a", f"timecodes={run.tmp / 'timecodes.txt'}",
-        "-a", f"pipe_info={run.tmp / 'pipe.json'}",
-        str(script), "-",
-    ]
+    command = vspipe_command(script, run.tmp, source=run.task.source, deblur=run.task.deblur, device=device)
     return _start(run, command, stdout=subprocess.PIPE, stderr=log)
 
 
