@@ -195,7 +195,9 @@ class ARVo(nn.Module):
             outputs.append(x)
         return outputs
 
-    def forward(self, frames: torch.Tensor, *, all_stages: bool = False, stages: int | None = None) -> torch.Tensor | list[torch.Tensor]:
+    def forward(
+        self, frames: torch.Tensor, *, all_stages: bool = False, stages: int | None = None,
+    ) -> torch.Tensor | list[torch.Tensor]:
         """The restored middle frame; with ``all_stages`` the list from ``forward_stages`` instead."""
         outputs = self.forward_stages(frames, stages)
         return outputs if all_stages else outputs[-1][:, 0]

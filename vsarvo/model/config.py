@@ -48,7 +48,8 @@ class ARVoConfig:
     recon_width: int = _field(32, "reconstruction width at full resolution, doubling per scale")
     recon_blocks: int = _field(3, "reconstruction residual blocks per scale (SRN uses 3)")
     disc_width: int = _field(32, "temporal discriminator's first Conv3d width, doubling per layer")
-    frame_features: bool = _field(True, "the three frames' encoder features reach the reconstruction beside the aggregated ones")
+    frame_features: bool = _field(True, "the three frames' encoder features reach the reconstruction beside "
+                                        "the aggregated ones")
     aligned_skip: bool = _field(True, "the reconstruction's full-resolution skip sees the aligned neighbours too")
     cosine_correlation: bool = _field(True, "the volume scores zero-mean cosine similarity times a learned temperature")
 
