@@ -25,6 +25,7 @@ from onnx import version_converter
 
 from vsarvo.artifacts import cache_dir
 from vsarvo.atomic import write_bytes_atomic
+from vsarvo.backends.errors import CacheError
 from vsarvo.model import ARVo
 from vsarvo.model import volume
 
@@ -34,7 +35,7 @@ from .graphs import PARTS, PRECISIONS, build_graph, graph_spec
 
 __all__ = [
     "DEFAULT_OPSET", "MIN_OPSET", "MAX_TRACE_OPSET", "resolve_opset", "weights_digest", "onnx_name",
-    "export_onnx", "cached_onnx",
+    "export_onnx", "cached_onnx_path", "cached_onnx",
 ]
 
 log = logging.getLogger("vsarvo.export")
@@ -144,7 +145,7 @@ def export_onnx(
     return write_bytes_atomic(path, proto.SerializeToString())
 
 
-def cached_onnx(
+def cached_onnx_path(
     model: ARVo,
     part: str,
     *,
@@ -156,11 +157,7 @@ def cached_onnx(
     tile_overlap: int | None = None,
     folder: str | os.PathLike[str] | None = None,
 ) -> Path:
-    """The cached graph for these arguments, exported first if it is not in the cache yet.
-
-    ``folder``: the cache root (default $VSARVO_CACHE or ~/.cache/vsarvo; a folder that cannot be
-    written falls back to a temporary one). Graphs live in its ``onnx/`` subfolder.
-    """
+    """Where the cache keeps the graph for these arguments (it may not be there yet); see ``cached_onnx``."""
     if part not in PARTS:
         raise ValueError(f"part must be one of {PARTS}, got {part!r}")
     opset = resolve_opset(precision, opset)
@@ -168,11 +165,35 @@ def cached_onnx(
         part, weights_digest(model), height=height, width=width, precision=precision, opset=opset,
         tile=tile, tile_overlap=tile_overlap,
     )
-    path = cache_dir(folder, kind="onnx") / name
-    if path.is_file():
+    return cache_dir(folder, kind="onnx") / name
+
+
+def cached_onnx(
+    model: ARVo,
+    part: str,
+    *,
+    height: int,
+    width: int,
+    precision: str = "fp32",
+    opset: int | None = None,
+    tile: int | None = None,
+    tile_overlap: int | None = None,
+    folder: str | os.PathLike[str] | None = None,
+    rebuild: bool = False,
+) -> Path:
+    """The cached graph for these arguments, exported first if it is not in the cache yet (or, with
+    ``rebuild``, exported again over a cached file that failed to load).
+
+    ``folder``: the cache root (default $VSARVO_CACHE or ~/.cache/vsarvo; a folder that cannot be
+    written falls back to a temporary one). Graphs live in its ``onnx/`` subfolder. A cache that cannot
+    be written (read-only, full disk) raises CacheError; the partial file is removed.
+    """
+    args = dict(height=height, width=width, precision=precision, opset=opset, tile=tile, tile_overlap=tile_overlap)
+    path = cached_onnx_path(model, part, folder=folder, **args)
+    if path.is_file() and not rebuild:
         return path
     log.info("exporting %s", path)
-    return export_onnx(
-        model, part, path, height=height, width=width, precision=precision, opset=opset,
-        tile=tile, tile_overlap=tile_overlap,
-    )
+    try:
+        return export_onnx(model, part, path, **args)
+    except OSError as exc:
+        raise CacheError.writing(path, exc) from exc

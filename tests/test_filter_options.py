@@ -27,7 +27,7 @@ def test_the_list_names_every_deblur_keyword_with_its_default_and_nothing_else()
 
 
 def test_pixel_changing_options() -> None:
-    assert PIXEL_OPTIONS == ("weights", "backend", "precision", "stages", "scene_change", "sc_threshold")
+    assert PIXEL_OPTIONS == ("weights", "backend", "precision", "stages", "scene_change", "sc_threshold", "nonfinite")
 
 
 def test_no_flags_give_no_keywords_so_the_filter_defaults_apply() -> None:
@@ -58,6 +58,11 @@ def test_settings_hash_input_fills_defaults_and_leaves_speed_options_out() -> No
     assert given == {"weights_sha256": "abc", "backend": "auto", "precision": None, "stages": None,
                      "scene_change": True, "sc_threshold": 0.1}
     assert pixel_settings({"stages": 1}, weights_digest="abc")["stages"] == 1
+
+
+def test_nonfinite_enters_the_settings_hash_only_when_not_the_default() -> None:
+    assert "nonfinite" not in pixel_settings({"nonfinite": "error"}, weights_digest="abc")
+    assert pixel_settings({"nonfinite": "replace"}, weights_digest="abc")["nonfinite"] == "replace"
 
 
 def test_the_filter_takes_what_the_flags_give(tmp_path: Path) -> None:

@@ -19,6 +19,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from vsarvo.backends.errors import CACHE_FIX, CacheError
+
 __all__ = [
     "CACHE_ENV", "KINDS", "GROUPS", "cache_root", "cache_dir", "safe_name", "Artifact", "list_artifacts",
     "clear_artifacts", "add_parser",
@@ -59,24 +61,31 @@ def cache_root(requested: str | os.PathLike[str] | None = None) -> Path:
     a per-user folder under the system temp folder when that cannot be written (a warning names both).
 
     Raises:
-        OSError: neither can be written.
+        CacheError: neither can be written (it says how to point the cache elsewhere).
     """
     preferred = _preferred_root(requested)
     if _writable(preferred):
         return preferred
     fallback = Path(tempfile.gettempdir()) / f"vsarvo-cache-{os.getuid()}"
     if not _writable(fallback):
-        raise OSError(f"neither {preferred} nor {fallback} can be written; pass a writable cache folder")
+        raise CacheError(
+            f"the vsarvo cache folder {preferred} cannot be written, nor its fallback {fallback} in the "
+            f"temporary folder (read-only, full or not a folder); {CACHE_FIX}"
+        )
     log.warning("cache folder %s is not writable; using %s instead", preferred, fallback)
     return fallback
 
 
 def cache_dir(requested: str | os.PathLike[str] | None = None, *, kind: str) -> Path:
-    """The subfolder for artefacts of one ``kind`` (a key of ``KINDS``) under :func:`cache_root`, created."""
+    """The subfolder for artefacts of one ``kind`` (a key of ``KINDS``) under :func:`cache_root`, created;
+    CacheError where it cannot be."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
     folder = cache_root(requested) / kind
-    folder.mkdir(exist_ok=True)
+    try:
+        folder.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise CacheError.writing(folder, exc) from exc
     return folder
 
 

@@ -24,7 +24,8 @@ import torch
 import vapoursynth as vs
 
 from vsarvo.backends import Backend, BackendError, BackendOptions, StageRunner, create_runner, from_flat
-from vsarvo.filter_options import DEFAULT_SC_THRESHOLD
+from vsarvo.backends.tiling_limits import MIN_TILE
+from vsarvo.filter_options import DEFAULT_SC_THRESHOLD, NONFINITE_MODES
 from vsarvo.model.arvo import MIN_SIZE
 from vsarvo.weights import WeightsError, default_weights_path
 
@@ -333,6 +334,40 @@ def _reject_interlaced(n: int, frame: vs.VideoFrame) -> None:
         )
 
 
+def _replacements(family: vs.ColorFamily, plane: int) -> tuple[float, float]:
+    """(value for -inf, value for +inf) of one plane: the ends of its nominal range (chroma: +-0.5)."""
+    return (-0.5, 0.5) if family == vs.YUV and plane > 0 else (0.0, 1.0)
+
+
+def _finite_input(clip: vs.VideoNode, mode: str) -> vs.VideoNode:
+    """A float clip whose frames hold no NaN or +-inf: ``mode`` "error" refuses such a frame (every
+    output frame whose window includes it fails, naming it), "replace" sets NaN to 0 and +-inf to the
+    ends of the plane's range. Integer clips cannot hold either and are returned as they are."""
+    fmt = clip.format
+    if fmt.sample_type != vs.FLOAT:
+        return clip
+
+    def check(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+        bad = [p for p in range(fmt.num_planes) if not np.isfinite(np.asarray(f[p])).all()]
+        if not bad:
+            return f
+        if mode == "error":
+            counts = sum(int((~np.isfinite(np.asarray(f[p]))).sum()) for p in bad)
+            raise _error(
+                f"frame {n} has {counts} NaN or infinite sample(s) (plane(s) {', '.join(map(str, bad))}); "
+                "the model would spread them over this frame and its neighbours' outputs. Fix the source, "
+                "or pass nonfinite='replace' (NaN -> 0, +-inf -> the ends of the range)"
+            )
+        out = f.copy()
+        for p in bad:
+            low, high = _replacements(fmt.color_family, p)
+            plane = np.asarray(out[p])
+            np.copyto(plane, np.nan_to_num(plane, nan=0.0, posinf=high, neginf=low))
+        return out
+
+    return vs.core.std.ModifyFrame(clip, clip, check)
+
+
 def _frame_tensor(frame: vs.VideoFrame) -> torch.Tensor:
     """An RGBS frame as a float32 tensor [1, 3, H, W] (one copy; the planes may be strided)."""
     return torch.from_numpy(np.stack([np.asarray(frame[p]) for p in range(3)])).unsqueeze_(0)
@@ -410,6 +445,7 @@ def Deblur(
     workspace: int | None = None,
     optimization_level: int | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
+    nonfinite: str = "error",
 ) -> vs.VideoNode:
     """Deblur a clip with ARVo. Output frame i sees input frames i-2 … i+2 (two stages).
 
@@ -426,10 +462,11 @@ def Deblur(
             are the flat arguments below; an option the backend does not have is an error.
         device: "cpu" or "cuda:N"; None: the first GPU if there is one, else the CPU.
         precision: "fp32", "fp16" or "bf16"; None: fp16 on a GPU (half-float clips too), fp32 on the CPU.
-        tile: run the full-resolution convolutions in tiles of this edge (pixels) to bound memory at
-            large sizes; the result is the same as without tiles (flow and aggregation stay global).
-        tile_overlap: the tiles' halo in pixels; None: exactly the receptive field, which keeps the
-            result exact. Needs ``tile``.
+        tile: run the full-resolution convolutions in tiles of this edge (pixels, at least 4: the
+            model's coarsest stride) to bound memory at large sizes; the result is the same as without
+            tiles (flow and aggregation stay global).
+        tile_overlap: the tiles' halo in pixels, at least the model's receptive radius (smaller halos
+            would leave seams, and are refused); None: exactly that radius. Needs ``tile``.
         stages: progressive passes, 1 up to the model's (2 for the paper's ARVo); None: the model's.
             Fewer passes are faster and see a shorter window (2*stages+1 frames). More passes than the
             model was trained with are refused: the stage was never trained on its own outputs that
@@ -444,16 +481,23 @@ def Deblur(
         threads: ort backend (``Backend.ORT``): onnxruntime threads per session.
         workspace, optimization_level: trt backend (``Backend.TRT``): builder workspace (MiB), level 0-5.
         cache_dir: ort and trt backends: the folder for cached ONNX graphs and engines.
+        nonfinite: what a float clip's NaN or +-inf samples do: "error" (the default) fails every output
+            frame whose window includes such a frame, naming it; "replace" sets NaN to 0 and +-inf to the
+            ends of the plane's range (0..1, chroma -0.5..0.5) first. Integer clips are not checked.
 
     Returns:
         The deblurred clip: same format, size, length and frame rate, each frame with its input
         frame's properties.
 
     Raises:
-        vs.Error: bad clip, argument, weights, device or backend, naming the fix. Errors while a
-        frame is computed (an interlaced frame, a backend failure) are raised for that frame.
+        vs.Error: bad clip, argument, weights, device, backend or cache folder, naming the fix. Errors
+        while a frame is computed (an interlaced or non-finite frame, a backend failure) are raised
+        for that frame.
     """
     _check_clip(clip)
+    nonfinite = _text("nonfinite", nonfinite)
+    if nonfinite not in NONFINITE_MODES:
+        raise _error(f"nonfinite must be one of {', '.join(map(repr, NONFINITE_MODES))}, got {nonfinite!r}")
     options = _backend_options(backend, {
         "device": device, "precision": precision, "compile": compile, "channels_last": channels_last,
         "threads": threads, "workspace": workspace, "optimization_level": optimization_level,
@@ -469,7 +513,7 @@ def Deblur(
         raise _error(f"stages must be an integer in 1..{model_stages} (this model's stages), got {stages!r}")
     _share_cpu_threads(runner, streams)
     return _deblur_graph(clip, _runner_call(runner, streams), stages=stages, scene_change=scene_change,
-                         sc_threshold=float(sc_threshold))
+                         sc_threshold=float(sc_threshold), nonfinite=nonfinite)
 
 
 def _checked_options(
@@ -477,6 +521,9 @@ def _checked_options(
 ) -> tuple[int | None, int | None, int, bool]:
     """Deblur's tiling, streams and scene-cut arguments checked: (tile, tile_overlap, streams, scene_change)."""
     tile = _optional_int("tile", tile, 1)
+    if tile is not None and tile < MIN_TILE:
+        raise _error(f"tile must be at least {MIN_TILE} pixels (the model's coarsest stride), got {tile}; "
+                     "use a larger tile (e.g. tile=512) or leave tile unset")
     tile_overlap = _optional_int("tile_overlap", tile_overlap, 0)
     if tile_overlap is not None and tile is None:
         raise _error("tile_overlap needs tile; set tile=<edge in pixels> too, or leave both unset")
@@ -496,9 +543,11 @@ def _deblur_graph(
     stages: int,
     scene_change: bool,
     sc_threshold: float,
+    nonfinite: str,
 ) -> vs.VideoNode:
-    """The filter graph: cut measure, to RGBS, ``stages`` stage nodes, back to the input's format."""
-    x = clip
+    """The filter graph: non-finite check, cut measure, to RGBS, ``stages`` stage nodes, back to the
+    input's format."""
+    x = _finite_input(clip, nonfinite)
     if scene_change:
         # The measure for cut j|j+1 goes on frame j; the stage nodes read it from there.
         x = vs.core.std.PlaneStats(x, _shifted(x)[1], plane=0, prop=_SC_PREFIX)

@@ -16,8 +16,8 @@ from typing import Any, Mapping
 from vsarvo.backends.options import BACKENDS, DEFAULT_OPTIMIZATION_LEVEL, DEFAULT_WORKSPACE_MIB, PRECISIONS
 
 __all__ = [
-    "FilterOption", "OPTIONS", "PIXEL_OPTIONS", "DEFAULT_SC_THRESHOLD", "add_arguments", "deblur_kwargs",
-    "pixel_settings",
+    "FilterOption", "OPTIONS", "PIXEL_OPTIONS", "DEFAULT_SC_THRESHOLD", "NONFINITE_MODES", "add_arguments",
+    "deblur_kwargs", "pixel_settings",
 ]
 
 # Mean absolute difference of the first plane (luma for YUV), normalised to [0, 1], above which two
@@ -26,12 +26,17 @@ __all__ = [
 # costs the temporal help for that frame; a missed one lets flow try to align two shots.
 DEFAULT_SC_THRESHOLD = 0.1
 
+# What a float clip's NaN or +-inf samples do: refuse the frame (the default), or replace them.
+NONFINITE_MODES = ("error", "replace")
+
 
 @dataclass(frozen=True)
 class FilterOption:
     """One keyword of Deblur. ``type`` is str, int, float, bool or Path (a file, passed on as an absolute
     path string); ``default`` is Deblur's (None: the filter decides); ``changes_pixels``: whether another
-    value can give other output pixels (not only another speed or memory use)."""
+    value can give other output pixels (not only another speed or memory use); ``hashed_at_default``:
+    whether the option is in a settings hash at its default value (False for options added after jobs
+    were first hashed, so that their default keeps those jobs' hash)."""
 
     name: str
     type: type
@@ -39,6 +44,7 @@ class FilterOption:
     help: str
     changes_pixels: bool
     choices: tuple[str, ...] | None = None
+    hashed_at_default: bool = True
 
     @property
     def flag(self) -> str:
@@ -71,6 +77,9 @@ OPTIONS: tuple[FilterOption, ...] = (
                  f"(default: {DEFAULT_OPTIMIZATION_LEVEL})", False),
     FilterOption("cache_dir", str, None, "ort/trt backends: folder for the cached ONNX graphs and engines "
                  "(default: $VSARVO_CACHE, else ~/.cache/vsarvo)", False),
+    FilterOption("nonfinite", str, "error", "float clips: a frame with NaN or +-inf samples is an error "
+                 "(default), or 'replace' sets NaN to 0 and +-inf to the ends of the range", True, NONFINITE_MODES,
+                 hashed_at_default=False),
 )
 
 PIXEL_OPTIONS: tuple[str, ...] = tuple(o.name for o in OPTIONS if o.changes_pixels)
@@ -112,5 +121,7 @@ def pixel_settings(kwargs: Mapping[str, Any], *, weights_digest: str) -> dict[st
     for option in OPTIONS:
         if option.changes_pixels and option.name != "weights":
             value = kwargs.get(option.name)
-            settings[option.name] = option.default if value is None else value
+            value = option.default if value is None else value
+            if value != option.default or option.hashed_at_default:
+                settings[option.name] = value
     return settings

@@ -1,20 +1,21 @@
 """Stage runners: one interface (StageRunner), one options dataclass per backend (``Backend.Torch``,
 ``Backend.ORT``, ``Backend.TRT``), and ``create_runner`` to start the one a backend object names.
 
-Importing this package imports neither torch nor VapourSynth: the runners (and ``StageRunner``,
-``BackendError``) load on first use.
+Importing this package imports neither torch nor VapourSynth: the runners (and ``StageRunner``) load
+on first use.
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .errors import BackendError, CacheError
 from .options import BACKENDS, PRECISIONS, Backend, BackendOptions, choose_auto, from_flat
 
 if TYPE_CHECKING:
     from .base import StageRunner
 
 __all__ = [
-    "BACKENDS", "PRECISIONS", "Backend", "BackendOptions", "BackendError", "StageRunner", "choose_auto",
+    "BACKENDS", "PRECISIONS", "Backend", "BackendOptions", "BackendError", "CacheError", "StageRunner", "choose_auto",
     "from_flat", "create_runner",
 ]
 
@@ -52,7 +53,7 @@ def create_runner(
 
 def __getattr__(name: str) -> Any:
     # The torch-dependent names load torch only when asked for.
-    if name in ("BackendError", "StageRunner"):
+    if name == "StageRunner":
         from . import base
 
         return getattr(base, name)

@@ -6,15 +6,12 @@ from abc import ABC, abstractmethod
 
 import torch
 
+from .errors import BackendError, CacheError
 from .options import PRECISIONS
 
-__all__ = ["BackendError", "StageRunner", "DTYPES", "resolve_device", "resolve_precision"]
+__all__ = ["BackendError", "CacheError", "StageRunner", "DTYPES", "resolve_device", "resolve_precision"]
 
 DTYPES = dict(zip(PRECISIONS, (torch.float32, torch.float16, torch.bfloat16)))
-
-
-class BackendError(RuntimeError):
-    """A backend cannot run here (missing package, device, engine); the message says what to do."""
 
 
 def resolve_device(device: str | None, *, cuda_usable: bool | None = None, cuda_missing: str = "") -> torch.device:

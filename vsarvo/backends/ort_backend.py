@@ -10,6 +10,7 @@ from vsarvo.weights import load_model
 
 from .base import BackendError, StageRunner, resolve_device, resolve_precision
 from .options import Backend
+from .tiling_limits import check_tiling
 from .stage_artifacts import StageArtifacts
 
 __all__ = ["OrtRunner"]
@@ -60,6 +61,7 @@ class OrtRunner(StageRunner):
         else:
             self._providers = ["CPUExecutionProvider"]
         self.model = load_model(weights)
+        check_tiling(self.model.stage, tile, tile_overlap)
         self.config = self.model.config
         self.stages = self.config.stages
         self._sessions = StageArtifacts(

@@ -7,6 +7,7 @@ from vsarvo.weights import load_model
 
 from .base import DTYPES, StageRunner, resolve_device, resolve_precision
 from .options import Backend
+from .tiling_limits import check_tiling
 
 __all__ = ["TorchRunner"]
 
@@ -25,6 +26,7 @@ class TorchRunner(StageRunner):
         self.precision = resolve_precision(options.precision, dev)
         self.dtype = DTYPES[self.precision]
         model = load_model(weights)
+        check_tiling(model.stage, tile, tile_overlap)
         self.stages = model.config.stages
         self.config = model.config
         self.stage = model.stage.to(device=dev, dtype=self.dtype).eval()

@@ -9,6 +9,7 @@ from vsarvo.weights import load_model
 
 from .base import BackendError, StageRunner, resolve_device, resolve_precision
 from .options import Backend
+from .tiling_limits import check_tiling
 from .stage_artifacts import StageArtifacts
 
 __all__ = ["TrtRunner"]
@@ -42,6 +43,7 @@ class TrtRunner(StageRunner):
         self.device = str(dev)
         self.precision = resolve_precision(options.precision, dev)
         self.model = load_model(weights)
+        check_tiling(self.model.stage, tile, tile_overlap)
         self.config = self.model.config
         self.stages = self.config.stages
         self._runners = StageArtifacts(

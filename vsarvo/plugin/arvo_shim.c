@@ -43,7 +43,8 @@
     "clip:vnode;weights:data:opt;backend:data:opt;device:data:opt;precision:data:opt;"    \
     "tile:int:opt;tile_overlap:int:opt;stages:int:opt;scene_change:int:opt;"              \
     "sc_threshold:float:opt;streams:int:opt;compile:int:opt;channels_last:int:opt;"       \
-    "threads:int:opt;workspace:int:opt;optimization_level:int:opt;cache_dir:data:opt;"
+    "threads:int:opt;workspace:int:opt;optimization_level:int:opt;cache_dir:data:opt;"    \
+    "nonfinite:data:opt;"
 #define DEBLUR_RETURN "clip:vnode;"
 #define REGISTER_ARGS "func:func;"
 
