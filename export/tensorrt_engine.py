@@ -28,6 +28,7 @@ from vsarvo.backends.options import DEFAULT_OPTIMIZATION_LEVEL, DEFAULT_WORKSPAC
 __all__ = [
     "TensorRTUnavailable", "EngineBuildError", "ShapeRange", "MIN_TENSORRT", "import_tensorrt",
     "tensorrt_version", "trt_logger", "gpu_name", "engine_name", "build_engine", "cached_engine", "file_digest",
+    "graph_precision",
     "DEFAULT_WORKSPACE", "DEFAULT_OPTIMIZATION_LEVEL",
 ]
 
@@ -118,6 +119,23 @@ def engine_name(
         f"arvo-{onnx_digest}-{ranges}-{precision}-trt{safe_name(trt_version)}-{gpu}"
         f"-O{optimization_level}.engine"
     )
+
+
+def graph_precision(onnx_path: str | os.PathLike[str]) -> str:
+    """The precision an ONNX graph computes in: vsarvo's "vsarvo.precision" metadata where it has it,
+    else the type of its floating-point weights (fp16 or bf16 where any are half, else fp32)."""
+    import onnx
+
+    model = onnx.load(os.fspath(onnx_path), load_external_data=False)
+    for prop in model.metadata_props:
+        if prop.key == "vsarvo.precision":
+            return prop.value
+    types = {t.data_type for t in model.graph.initializer}
+    if onnx.TensorProto.FLOAT16 in types:
+        return "fp16"
+    if onnx.TensorProto.BFLOAT16 in types:
+        return "bf16"
+    return "fp32"
 
 
 _LOGGERS: dict[int, object] = {}
@@ -217,13 +235,18 @@ def cached_engine(
     """The engine for this graph, shape range, precision, TensorRT and GPU, built first if not cached.
 
     TensorRT builds on the current CUDA device: the caller makes ``device`` current (its name goes
-    into the cache name). ``precision`` names the graph's precision (it is in the graph; the name only
-    keeps engines of different graphs apart in a listing). ``folder``: the cache root (engines go to its ``tensorrt/``
+    into the cache name). ``precision`` is the graph's precision (it is in the graph; a graph of another
+    precision is refused with ValueError). ``folder``: the cache root (engines go to its ``tensorrt/``
     subfolder; an unwritable folder falls back to a temporary one).
     """
     trt = import_tensorrt()
     gpu = gpu_name(device)
     onnx_path = Path(onnx_path)
+    graph = graph_precision(onnx_path)
+    if graph != precision:
+        # A strongly typed engine computes in its graph's types: the name must not claim another.
+        raise ValueError(f"{onnx_path} is a {graph} graph, but a {precision} engine was asked for; export the "
+                         f"graph at {precision} (a strongly typed engine takes its precision from the graph)")
     folder_path = cache_dir(folder, kind="tensorrt")
     name = engine_name(
         file_digest(onnx_path), shapes, precision=precision, trt_version=trt.__version__, gpu=gpu,

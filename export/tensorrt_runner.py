@@ -1,8 +1,8 @@
 """Executes a serialized TensorRT engine on CUDA tensors, on its own CUDA stream.
 
 Reusable by anything that holds CUDA tensors (the trt backend, the filter): inputs are taken from the
-caller's current stream and outputs handed back on it, with the engine itself running on the
-runner's stream in between, so the caller never needs to synchronise by hand.
+caller's current stream and outputs handed back on it, with the copies in, the engine and the copies
+out running on the runner's stream in between, so the caller never needs to synchronise by hand.
 """
 from __future__ import annotations
 
@@ -53,28 +53,38 @@ class EngineRunner:
         self.stream = stream if stream is not None else torch.cuda.Stream(device=device)
         self._lock = threading.Lock()
 
-    def __call__(self, *inputs: torch.Tensor) -> list[torch.Tensor]:
+    def __call__(self, *inputs: torch.Tensor, to_host: bool = False) -> list[torch.Tensor]:
+        """Run the engine. Everything happens on the runner's stream, in order: the copies in (after the
+        caller's stream has produced the inputs), the execution, and with ``to_host`` the copies out to
+        CPU float32 tensors; the caller's stream then waits for it."""
         if len(inputs) != len(self.inputs):
             raise ValueError(f"the engine takes {len(self.inputs)} inputs {self.inputs}, got {len(inputs)}")
         caller = torch.cuda.current_stream(self.device)
         with self._lock:
-            # Staged on the caller's stream, where the inputs were produced.
-            staged = [x.to(self.device, self.dtypes[n]).contiguous() for n, x in zip(self.inputs, inputs)]
-            for name, x in zip(self.inputs, staged):
-                if not self.context.set_input_shape(name, tuple(x.shape)):
-                    raise ValueError(f"input {name!r} of shape {tuple(x.shape)} is outside the engine's profile")
-                self.context.set_tensor_address(name, x.data_ptr())
-            outputs = []
-            for name in self.outputs:
-                out = torch.empty(tuple(self.context.get_tensor_shape(name)), dtype=self.dtypes[name],
-                                  device=self.device)
-                self.context.set_tensor_address(name, out.data_ptr())
-                outputs.append(out)
             self.stream.wait_stream(caller)
-            if not self.context.execute_async_v3(self.stream.cuda_stream):
-                raise EngineBuildError("TensorRT failed to execute the engine; its log (stderr) says why")
-            # The caching allocator must not reuse these blocks before the engine is done with them.
-            for tensor in (*staged, *outputs):
-                tensor.record_stream(self.stream)
+            with torch.cuda.stream(self.stream):
+                staged = [x.to(self.device, self.dtypes[n]).contiguous() for n, x in zip(self.inputs, inputs)]
+                outputs = self._bind(staged)
+                if not self.context.execute_async_v3(self.stream.cuda_stream):
+                    raise EngineBuildError("TensorRT failed to execute the engine; its log (stderr) says why")
+                if to_host:
+                    outputs = [out.to("cpu", torch.float32) for out in outputs]
+            if not to_host:
+                # The caching allocator must not reuse these blocks while the caller still reads them.
+                for out in outputs:
+                    out.record_stream(caller)
             caller.wait_stream(self.stream)
+        return outputs
+
+    def _bind(self, staged: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Set the inputs' shapes and addresses, allocate the outputs beside them and bind those."""
+        for name, x in zip(self.inputs, staged):
+            if not self.context.set_input_shape(name, tuple(x.shape)):
+                raise ValueError(f"input {name!r} of shape {tuple(x.shape)} is outside the engine's profile")
+            self.context.set_tensor_address(name, x.data_ptr())
+        outputs = []
+        for name in self.outputs:
+            out = staged[0].new_empty(tuple(self.context.get_tensor_shape(name)), dtype=self.dtypes[name])
+            self.context.set_tensor_address(name, out.data_ptr())
+            outputs.append(out)
         return outputs

@@ -9,6 +9,7 @@ and are skipped where either is missing.
 from __future__ import annotations
 
 import ctypes
+import json
 import sys
 import tempfile
 import types
@@ -54,20 +55,38 @@ def make_fake_tensorrt(version: str, calls: list) -> types.ModuleType:
 
     trt.ILogger = ILogger
 
+    onnx_types = {TensorProto.FLOAT: trt.DataType.FLOAT, TensorProto.FLOAT16: trt.DataType.HALF,
+                  TensorProto.BFLOAT16: trt.DataType.BF16, TensorProto.INT64: trt.DataType.INT64}
+
     class Tensor:
-        def __init__(self, name: str) -> None:
-            self.name = name
+        """A network input or output as the parser read it from the ONNX: name, shape (-1: dynamic), dtype."""
+
+        def __init__(self, info: onnx.ValueInfoProto) -> None:
+            self.name = info.name
+            self.shape = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in info.type.tensor_type.shape.dim)
+            self.dtype = onnx_types[info.type.tensor_type.elem_type]
 
     class Network:
-        def __init__(self) -> None:
+        def __init__(self, flags: int) -> None:
+            self.flags = flags
             self.inputs: list[Tensor] = []
+            self.outputs: list[Tensor] = []
+            self.onnx_path = ""
+            self.half = False
 
         @property
         def num_inputs(self) -> int:
             return len(self.inputs)
 
+        @property
+        def num_outputs(self) -> int:
+            return len(self.outputs)
+
         def get_input(self, i: int) -> Tensor:
             return self.inputs[i]
+
+        def get_output(self, i: int) -> Tensor:
+            return self.outputs[i]
 
     class OnnxParser:
         def __init__(self, network: Network, logger: object) -> None:
@@ -76,11 +95,20 @@ def make_fake_tensorrt(version: str, calls: list) -> types.ModuleType:
 
         def parse_from_file(self, path: str) -> bool:
             calls.append(("parse", path))
-            model = onnx.load(path)
+            try:
+                model = onnx.load(path)
+            except Exception as exc:  # noqa: BLE001 - the real parser reports, it does not raise
+                self.errors.append(f"not an ONNX file: {exc}")
+                return False
             if not model.graph.node:
                 self.errors.append("graph has no nodes")
                 return False
-            self.network.inputs = [Tensor(i.name) for i in model.graph.input]
+            weights = {t.name for t in model.graph.initializer}
+            self.network.inputs = [Tensor(i) for i in model.graph.input if i.name not in weights]
+            self.network.outputs = [Tensor(o) for o in model.graph.output]
+            self.network.onnx_path = path
+            self.network.half = any(t.data_type in (TensorProto.FLOAT16, TensorProto.BFLOAT16)
+                                    for t in model.graph.initializer)
             return True
 
         @property
@@ -91,8 +119,12 @@ def make_fake_tensorrt(version: str, calls: list) -> types.ModuleType:
             return self.errors[i]
 
     class Profile:
+        def __init__(self) -> None:
+            self.shapes: dict[str, tuple] = {}
+
         def set_shape(self, name: str, mn: tuple, opt: tuple, mx: tuple) -> None:
             calls.append(("profile", name, tuple(mn), tuple(opt), tuple(mx)))
+            self.shapes[name] = (tuple(mn), tuple(opt), tuple(mx))
 
     class TimingCache:
         def __init__(self, data: bytes) -> None:
@@ -104,12 +136,15 @@ def make_fake_tensorrt(version: str, calls: list) -> types.ModuleType:
     class Config:
         def __init__(self) -> None:
             self.cache = None
+            self.flags: list[int] = []
+            self.profiles: list[Profile] = []
 
         def set_memory_pool_limit(self, pool: int, size: int) -> None:
             calls.append(("memory_pool_limit", pool, size))
 
         def set_flag(self, flag: int) -> None:
             calls.append(("set_flag", flag))
+            self.flags.append(flag)
 
         def __setattr__(self, name: str, value: object) -> None:
             if name == "builder_optimization_level":
@@ -118,7 +153,8 @@ def make_fake_tensorrt(version: str, calls: list) -> types.ModuleType:
 
         def add_optimization_profile(self, profile: Profile) -> int:
             calls.append(("add_profile",))
-            return 0
+            self.profiles.append(profile)
+            return len(self.profiles) - 1
 
         def create_timing_cache(self, data: bytes) -> TimingCache:
             calls.append(("timing_cache_in", bytes(data)))
@@ -131,13 +167,27 @@ def make_fake_tensorrt(version: str, calls: list) -> types.ModuleType:
         def get_timing_cache(self) -> TimingCache:
             return self.cache
 
+    def profile_errors(network: Network, config: Config) -> list[str]:
+        """What the real builder refuses: a missing profile shape, a range outside a static dimension."""
+        errors = []
+        (profile,) = config.profiles
+        for tensor in network.inputs:
+            if tensor.name not in profile.shapes:
+                errors.append(f"no profile shape for input {tensor.name}")
+                continue
+            for shape in profile.shapes[tensor.name]:
+                if len(shape) != len(tensor.shape) or any(d != -1 and d != s for d, s in zip(tensor.shape, shape)):
+                    errors.append(f"profile shape {shape} of {tensor.name} does not fit its static shape {tensor.shape}")
+        return errors
+
     class Builder:
         def __init__(self, logger: object) -> None:
             calls.append(("builder", isinstance(logger, ILogger)))
+            self.logger = logger
 
         def create_network(self, flags: int = 0) -> Network:
             calls.append(("create_network", flags))
-            return Network()
+            return Network(flags)
 
         def create_builder_config(self) -> Config:
             return Config()
@@ -145,15 +195,28 @@ def make_fake_tensorrt(version: str, calls: list) -> types.ModuleType:
         def create_optimization_profile(self) -> Profile:
             return Profile()
 
-        def build_serialized_network(self, network: Network, config: Config) -> bytes:
+        def build_serialized_network(self, network: Network, config: Config) -> bytes | None:
             calls.append(("build",))
-            return b"PLAN:" + ",".join(t.name for t in network.inputs).encode()
+            strongly_typed = major >= 11 or network.flags & (1 << trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+            precision_flags = {getattr(trt.BuilderFlag, n, None) for n in ("FP16", "BF16", "INT8")} - {None}
+            errors = profile_errors(network, config)
+            if strongly_typed and precision_flags & set(config.flags):
+                errors.append("precision flags are not allowed on a strongly typed network")
+            if errors:
+                for error in errors:
+                    self.logger.log(ILogger.Severity.ERROR, error)
+                return None
+            plan = {"onnx": network.onnx_path, "half": network.half,
+                    "profile": {n: s for n, s in config.profiles[0].shapes.items()},
+                    "io": [(t.name, t.shape, t.dtype, True) for t in network.inputs]
+                    + [(t.name, t.shape, t.dtype, False) for t in network.outputs]}
+            return b"PLAN:" + json.dumps(plan).encode()
 
     trt.Builder = Builder
     trt.OnnxParser = OnnxParser
 
     class Context:
-        """Runs the fake plan: copies each input's bytes to the output of the same index."""
+        """Runs the plan's ONNX with onnxruntime, reading and writing the bound addresses."""
 
         def __init__(self, engine: "Engine") -> None:
             self.engine = engine
@@ -162,41 +225,61 @@ def make_fake_tensorrt(version: str, calls: list) -> types.ModuleType:
 
         def set_input_shape(self, name: str, shape: tuple) -> bool:
             calls.append(("set_input_shape", name, tuple(shape)))
+            mn, _, mx = self.engine.profile[name]
             self.shapes[name] = tuple(shape)
-            return tuple(shape) == self.engine.shape
+            return len(shape) == len(mn) and all(a <= s <= b for a, s, b in zip(mn, shape, mx))
 
         def get_tensor_shape(self, name: str) -> tuple:
-            return self.engine.shape
+            if name in self.shapes:
+                return self.shapes[name]
+            static = self.engine.io[name][0]
+            first = self.shapes[self.engine.inputs[0]]
+            return tuple(first[i] if d == -1 else d for i, d in enumerate(static))
 
         def set_tensor_address(self, name: str, address: int) -> bool:
             calls.append(("set_tensor_address", name))
             self.addresses[name] = address
             return True
 
+        def _array(self, name: str) -> np.ndarray:
+            dtype = np.dtype(NUMPY_TYPES[self.engine.io[name][1]])
+            shape = self.get_tensor_shape(name)
+            buffer = (ctypes.c_byte * (int(np.prod(shape)) * dtype.itemsize)).from_address(self.addresses[name])
+            return np.frombuffer(buffer, dtype=dtype).reshape(shape)
+
         def execute_async_v3(self, stream: int) -> bool:
             calls.append(("execute_async_v3", stream))
-            nbytes = int(np.prod(self.engine.shape)) * 4
-            for src, dst in zip(self.engine.input_names, self.engine.output_names):
-                ctypes.memmove(self.addresses[dst], self.addresses[src], nbytes)
+            feeds = {name: self._array(name).copy() for name in self.engine.inputs}
+            results = self.engine.session.run(self.engine.outputs, feeds)
+            for name, result in zip(self.engine.outputs, results):
+                np.copyto(self._array(name), result)
             return True
 
+    NUMPY_TYPES = {trt.DataType.FLOAT: np.float32, trt.DataType.HALF: np.float16, trt.DataType.INT64: np.int64}
+
     class Engine:
-        input_names = ("prev", "ref", "next")
-        output_names = ("restored_prev", "restored_ref", "restored_next")
-        shape = (1, 3, 4, 5)
+        def __init__(self, plan: dict) -> None:
+            import onnxruntime
+
+            self.profile = {n: tuple(map(tuple, s)) for n, s in plan["profile"].items()}
+            self.io = {n: (tuple(shape), dtype) for n, shape, dtype, _ in plan["io"]}
+            self.inputs = [n for n, _, _, is_input in plan["io"] if is_input]
+            self.outputs = [n for n, _, _, is_input in plan["io"] if not is_input]
+            self.half = plan["half"]
+            self.session = onnxruntime.InferenceSession(plan["onnx"], providers=["CPUExecutionProvider"])
 
         @property
         def num_io_tensors(self) -> int:
-            return 6
+            return len(self.io)
 
         def get_tensor_name(self, i: int) -> str:
-            return (*self.input_names, *self.output_names)[i]
+            return (*self.inputs, *self.outputs)[i]
 
         def get_tensor_mode(self, name: str) -> int:
-            return trt.TensorIOMode.INPUT if name in self.input_names else trt.TensorIOMode.OUTPUT
+            return trt.TensorIOMode.INPUT if name in self.inputs else trt.TensorIOMode.OUTPUT
 
         def get_tensor_dtype(self, name: str) -> int:
-            return trt.DataType.FLOAT
+            return self.io[name][1]
 
         def create_execution_context(self) -> Context:
             return Context(self)
@@ -206,8 +289,10 @@ def make_fake_tensorrt(version: str, calls: list) -> types.ModuleType:
             pass
 
         def deserialize_cuda_engine(self, plan: bytes) -> Engine | None:
-            calls.append(("deserialize", bytes(plan)))
-            return Engine() if plan.startswith(b"PLAN:") else None
+            calls.append(("deserialize", bytes(plan[:5])))
+            if not bytes(plan).startswith(b"PLAN:"):
+                return None
+            return Engine(json.loads(bytes(plan)[5:]))
 
     trt.Runtime = Runtime
     return trt
@@ -232,13 +317,14 @@ def fake_trt(monkeypatch: pytest.MonkeyPatch, calls: list):
 
 @pytest.fixture
 def onnx_file(tmp_path: Path) -> Path:
-    """A two-input ONNX graph (stands in for an exported ARVo graph; the fake parser reads its inputs)."""
+    """A two-input ONNX graph: ``ref`` static, ``prev`` with a dynamic frame size (the fake parser reads
+    both, with their shapes and types, and the fake engine runs it with onnxruntime)."""
     a = helper.make_tensor_value_info("ref", TensorProto.FLOAT, [1, 3, 64, 96])
-    b = helper.make_tensor_value_info("prev", TensorProto.FLOAT, [1, 3, 64, 96])
+    b = helper.make_tensor_value_info("prev", TensorProto.FLOAT, [1, 3, "height", "width"])
     out = helper.make_tensor_value_info("restored", TensorProto.FLOAT, [1, 3, 64, 96])
     graph = helper.make_graph([helper.make_node("Add", ["ref", "prev"], ["restored"])], "g", [a, b], [out])
     path = tmp_path / "graph.onnx"
-    onnx.save(helper.make_model(graph), path)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     return path
 
 
@@ -313,13 +399,13 @@ def test_parse_errors_are_reported(fake_trt, tmp_path: Path) -> None:
 def test_engine_cache_name_encodes_graph_shapes_precision_version_and_gpu(fake_trt, onnx_file: Path,
                                                                          tmp_path: Path) -> None:
     fake_trt("11.4.0.106")
-    path = te.cached_engine(onnx_file, shapes=SHAPES, precision="fp16", folder=tmp_path / "cache")
+    path = te.cached_engine(onnx_file, shapes=SHAPES, precision="fp32", folder=tmp_path / "cache")
     assert path.parent == tmp_path / "cache" / "tensorrt"
     assert path.name == (
         f"arvo-{te.file_digest(onnx_file)}-prev1x3x64x64_1x3x64x96_1x3x128x128-ref1x3x64x96"
-        f"-fp16-trt11.4.0.106-{GPU}-O3.engine"
+        f"-fp32-trt11.4.0.106-{GPU}-O3.engine"
     )
-    assert path.read_bytes() == b"PLAN:ref,prev"
+    assert path.read_bytes() == _plan(onnx_file)
 
 
 def test_cached_engine_is_built_once(fake_trt, calls: list, onnx_file: Path, tmp_path: Path) -> None:
@@ -377,62 +463,99 @@ def test_trt_backend_without_tensorrt_raises_backend_error(monkeypatch: pytest.M
         create_runner(Backend.TRT())
 
 
-# --- the runner -------------------------------------------------------------------------------------
+# --- the runner ---------------------------------------------------------------------------------------
 
-class _FakeStream:
-    def __init__(self, handle: int) -> None:
-        self.cuda_stream = handle
-        self.waited_on: list[int] = []
+class _RecordingStream:
+    """A CUDA stream stand-in (there is no GPU here): it records waits into the shared event log."""
 
-    def wait_stream(self, other: "_FakeStream") -> None:
-        self.waited_on.append(other.cuda_stream)
+    def __init__(self, name: str, handle: int, events: list) -> None:
+        self.name, self.cuda_stream, self.events = name, handle, events
+
+    def wait_stream(self, other: "_RecordingStream") -> None:
+        self.events.append(("wait", self.name, other.name))
 
 
 @pytest.fixture
-def fake_cuda(monkeypatch: pytest.MonkeyPatch) -> dict:
-    """torch.cuda streams replaced by recorders, so the runner's stream logic runs on CPU tensors."""
-    streams = {"caller": _FakeStream(1), "own": _FakeStream(2)}
+def fake_cuda(monkeypatch: pytest.MonkeyPatch, calls: list) -> dict:
+    """torch.cuda streams replaced by recorders and "cuda" tensors kept on the CPU, so the runner's stream
+    logic runs here: every stream wait, every Tensor.to copy (with the stream current at the time) and
+    every TensorRT call land in ``calls`` in the order they happen."""
+    import contextlib
+
+    streams = {"caller": _RecordingStream("caller", 1, calls), "own": _RecordingStream("own", 2, calls)}
+    current = [streams["caller"]]
+
+    @contextlib.contextmanager
+    def stream(s: _RecordingStream):  # noqa: ANN202 - torch.cuda.stream
+        previous, current[0] = current[0], s
+        try:
+            yield
+        finally:
+            current[0] = previous
+
+    original_to = torch.Tensor.to
+
+    def to(self: torch.Tensor, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - Tensor.to
+        args = tuple("cpu" if isinstance(a, (str, torch.device)) and str(a).startswith("cuda") else a for a in args)
+        if str(kwargs.get("device", "")).startswith("cuda"):
+            kwargs["device"] = "cpu"
+        calls.append(("copy", current[0].name))
+        return original_to(self, *args, **kwargs)
+
     monkeypatch.setattr(torch.cuda, "Stream", lambda device=None: streams["own"])
-    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: streams["caller"])
-    monkeypatch.setattr(torch.Tensor, "record_stream", lambda self, stream: None)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: current[0])
+    monkeypatch.setattr(torch.cuda, "stream", stream)
+    monkeypatch.setattr(torch.Tensor, "to", to)
+    monkeypatch.setattr(torch.Tensor, "record_stream", lambda self, s: calls.append(("record_stream", s.name)))
     return streams
 
 
-def test_runner_binds_inputs_and_outputs_and_runs_on_its_own_stream(fake_trt, calls: list, fake_cuda: dict) -> None:
+def _plan(onnx_file: Path, shapes: dict | None = None) -> bytes:
+    return te.build_engine(onnx_file, shapes=shapes or SHAPES)
+
+
+def _ordering(calls: list) -> list:
+    """The runner's events from its wait on the caller's stream on: waits, copies (by stream), execution."""
+    start = max(i for i, c in enumerate(calls) if c == ("wait", "own", "caller"))
+    kinds = ("wait", "copy", "execute_async_v3")
+    return [c if c[0] != "execute_async_v3" else ("execute", c[1]) for c in calls[start:] if c[0] in kinds]
+
+
+def test_runner_copies_in_executes_and_copies_out_on_its_own_stream_in_order(fake_trt, calls: list, fake_cuda: dict,
+                                                                            onnx_file: Path) -> None:
     from vsarvo.export.tensorrt_runner import EngineRunner
 
     fake_trt("11.4.0.106")
-    runner = EngineRunner(b"PLAN:", device=torch.device("cpu"))
-    frames = [torch.rand(1, 3, 4, 5) for _ in range(3)]
-    outputs = runner(*frames)
-    # The fake engine copies input i to output i through the addresses it was given.
-    for out, frame in zip(outputs, frames):
-        assert torch.equal(out, frame)
+    runner = EngineRunner(_plan(onnx_file), device=torch.device("cpu"))
+    ref, prev = torch.rand(1, 3, 64, 96), torch.rand(1, 3, 64, 96)
+    (out,) = runner(ref, prev, to_host=True)
+    assert torch.allclose(out, ref + prev)
     assert [c for c in calls if c[0] == "set_input_shape"] == [
-        ("set_input_shape", name, (1, 3, 4, 5)) for name in ("prev", "ref", "next")
+        ("set_input_shape", "ref", (1, 3, 64, 96)), ("set_input_shape", "prev", (1, 3, 64, 96))]
+    assert _ordering(calls) == [
+        ("wait", "own", "caller"), ("copy", "own"), ("copy", "own"), ("execute", 2), ("copy", "own"),
+        ("wait", "caller", "own"),
     ]
-    assert ("execute_async_v3", 2) in calls
-    assert fake_cuda["own"].waited_on == [1] and fake_cuda["caller"].waited_on == [2]
 
 
-def test_runner_casts_inputs_to_the_engine_dtype(fake_trt, fake_cuda: dict) -> None:
+def test_runner_casts_inputs_to_the_engine_dtype(fake_trt, fake_cuda: dict, onnx_file: Path) -> None:
     from vsarvo.export.tensorrt_runner import EngineRunner
 
     fake_trt("11.4.0.106")
-    runner = EngineRunner(b"PLAN:", device=torch.device("cpu"))
-    frames = [torch.rand(1, 3, 4, 5, dtype=torch.float64) for _ in range(3)]
-    outputs = runner(*frames)
-    assert all(out.dtype == torch.float32 for out in outputs)
-    assert torch.allclose(outputs[1], frames[1].float())
+    runner = EngineRunner(_plan(onnx_file), device=torch.device("cpu"))
+    ref, prev = (torch.rand(1, 3, 64, 96, dtype=torch.float64) for _ in range(2))
+    (out,) = runner(ref, prev)
+    assert out.dtype == torch.float32
+    assert torch.allclose(out, (ref + prev).float())
 
 
-def test_runner_rejects_a_shape_outside_the_profile(fake_trt, fake_cuda: dict) -> None:
+def test_runner_rejects_a_shape_outside_the_profile(fake_trt, fake_cuda: dict, onnx_file: Path) -> None:
     from vsarvo.export.tensorrt_runner import EngineRunner
 
     fake_trt("11.4.0.106")
-    runner = EngineRunner(b"PLAN:", device=torch.device("cpu"))
+    runner = EngineRunner(_plan(onnx_file), device=torch.device("cpu"))
     with pytest.raises(ValueError, match="outside the engine's profile"):
-        runner(*[torch.rand(1, 3, 8, 8) for _ in range(3)])
+        runner(torch.rand(1, 3, 64, 96), torch.rand(1, 3, 8, 8))
 
 
 def test_runner_reports_an_engine_it_cannot_load(fake_trt, fake_cuda: dict) -> None:
@@ -441,6 +564,19 @@ def test_runner_reports_an_engine_it_cannot_load(fake_trt, fake_cuda: dict) -> N
     fake_trt("11.4.0.106")
     with pytest.raises(EngineBuildError, match="delete it from the cache"):
         EngineRunner(b"garbage", device=torch.device("cpu"))
+
+
+def test_a_dynamic_profile_for_a_static_input_is_refused(fake_trt, onnx_file: Path) -> None:
+    fake_trt("11.4.0.106")
+    shapes = {"ref": SHAPES["prev"], "prev": SHAPES["prev"]}  # ref is static 1x3x64x96 in the graph
+    with pytest.raises(EngineBuildError, match="failed to build"):
+        te.build_engine(onnx_file, shapes=shapes)
+
+
+def test_an_engine_of_another_precision_than_the_graph_is_refused(fake_trt, onnx_file: Path, tmp_path: Path) -> None:
+    fake_trt("11.4.0.106")
+    with pytest.raises(ValueError, match="is a fp32 graph, but a fp16 engine was asked for"):
+        te.cached_engine(onnx_file, shapes=SHAPES, precision="fp16", folder=tmp_path)
 
 
 # --- torch-tensorrt ---------------------------------------------------------------------------------
@@ -473,6 +609,64 @@ def test_torch_tensorrt_compiles_once_with_explicit_typing(fake_trt, monkeypatch
     assert first.name.endswith(f"-96x64-fp16-torchtrt2.14.0-trt11.4.0.106-{GPU}-O3.ep")
 
 
+# --- the trt backend end to end on the fake -----------------------------------------------------------
+
+SMALL = dict(channels=8, encoder_width=4, recon_width=8, recon_blocks=1, flow_width=0.1, disc_width=4)
+
+
+def _head_reinitialised_model(tmp_path: Path, **config: object):  # noqa: ANN202 - (ARVo, weights path)
+    """A seeded tiny model whose residual head is re-initialised (as in the ONNX parity tests), so its
+    output is far from the middle frame and from the output with prev and next swapped; and its weights."""
+    from vsarvo.model import ARVo, ARVoConfig
+    from vsarvo.weights import save_model
+
+    torch.manual_seed(0)
+    model = ARVo(ARVoConfig.tiny(**config)).eval()
+    model.stage.reconstruction.decode_full[-1].reset_parameters()
+    return model, save_model(model, tmp_path / "w.safetensors")
+
+
+def _assert_stage_output(model, frames: list[torch.Tensor], out: torch.Tensor, tolerance: float) -> None:  # noqa: ANN001
+    """``out`` is the stage on (prev, ref, next) within ``tolerance``, and the wrong answers an engine
+    could give (the middle frame, prev and next swapped) are each more than 5 x ``tolerance`` away."""
+    prev, ref, nxt = frames
+    with torch.no_grad():
+        expected = model.stage(prev, ref, nxt).clamp(0, 1)
+        swapped = model.stage(nxt, ref, prev).clamp(0, 1)
+    assert (expected - ref).abs().max().item() > 5 * tolerance
+    assert (expected - swapped).abs().max().item() > 5 * tolerance
+    assert (out - expected).abs().max().item() <= tolerance
+
+
+@pytest.fixture
+def fake_cuda_device(monkeypatch: pytest.MonkeyPatch, fake_cuda: dict) -> dict:
+    """torch sees one CUDA device whose memory is the CPU's (the trt backend refuses to start without one)."""
+    import contextlib
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "device", lambda device: contextlib.nullcontext())
+    return fake_cuda
+
+
+def test_trt_runner_runs_the_stage_end_to_end_on_the_fake(fake_trt, fake_cuda_device: dict, calls: list,
+                                                         tmp_path: Path) -> None:
+    from vsarvo.backends import Backend, create_runner
+
+    fake_trt("11.4.0.106")
+    model, weights = _head_reinitialised_model(tmp_path, **SMALL)
+    runner = create_runner(Backend.TRT(device="cuda:0", precision="fp32", cache_dir=str(tmp_path / "c")),
+                           weights=str(weights))
+    generator = torch.Generator().manual_seed(1)
+    frames = [torch.rand(1, 3, 64, 72, generator=generator) for _ in range(3)]
+    out = runner.run(*frames)
+    _assert_stage_output(model, frames, out, tolerance=1e-4)  # the ORT parity tolerance
+    events = _ordering(calls)
+    i = events.index(("execute", 2))
+    assert events[:i] == [("wait", "own", "caller")] + [("copy", "own")] * 3  # prev, ref, next in
+    assert events[i + 1:i + 3] == [("copy", "own"), ("wait", "caller", "own")]  # restored out
+
+
 # --- the real TensorRT ------------------------------------------------------------------------------
 
 def _real_tensorrt() -> bool:
@@ -493,14 +687,15 @@ def test_real_tensorrt_stage_engine_matches_pytorch(tmp_path: Path, monkeypatch:
     from vsarvo.weights import save_model
 
     monkeypatch.setenv("VSARVO_CACHE", str(tmp_path / "cache"))
-    torch.manual_seed(0)
-    model = ARVo(ARVoConfig.tiny()).eval()
-    weights = save_model(model, tmp_path / "w.safetensors")
+    model, weights = _head_reinitialised_model(tmp_path)
     runner = create_runner(Backend.TRT(device="cuda:0", precision=precision), weights=str(weights))
-    frames = [torch.rand(1, 3, 67, 95) for _ in range(3)]
-    with torch.no_grad():
-        expected = model.stage(*frames).clamp(0, 1)
-    assert (runner.run(*frames) - expected).abs().max().item() <= tolerance
+    frames = [torch.rand(1, 3, 67, 95, generator=torch.Generator().manual_seed(1)) for _ in range(3)]
+    out = runner.run(*frames)
+    _assert_stage_output(model, frames, out, tolerance)
+    if precision == "fp16":
+        # An engine that ran in fp32 although fp16 was asked would match the fp32 model to ~1e-6.
+        with torch.no_grad():
+            assert (out - model.stage(*frames).clamp(0, 1)).abs().max().item() > 1e-5
 
 
 # --- TensorRT options from vsarvo.Deblur ---------------------------------------------------------------

@@ -1,18 +1,21 @@
 """TensorRT backend: the stage ONNX built into a strongly typed engine per frame size, run on CUDA tensors."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
 
 from vsarvo.weights import load_model
 
-from .base import BackendError, StageRunner, resolve_device, resolve_precision
+from .base import BackendError, CacheError, StageRunner, resolve_device, resolve_precision
 from .options import Backend
 from .tiling_limits import check_tiling
 from .stage_artifacts import StageArtifacts
 
 __all__ = ["TrtRunner"]
+
+log = logging.getLogger("vsarvo.export")
 
 
 class TrtRunner(StageRunner):
@@ -52,26 +55,40 @@ class TrtRunner(StageRunner):
         )
 
     def _engine_runner(self, onnx_path: Path, height: int, width: int):  # noqa: ANN202 - EngineRunner
+        """The engine runner for this graph; a cached engine that TensorRT cannot load is built again, once."""
         from vsarvo.export.graphs import graph_spec
-        from vsarvo.export.tensorrt_engine import ShapeRange, TensorRTUnavailable, cached_engine
+        from vsarvo.export.tensorrt_engine import EngineBuildError, ShapeRange, TensorRTUnavailable, cached_engine
         from vsarvo.export.tensorrt_runner import EngineRunner
 
         spec = graph_spec(self.model, "stage", height=height, width=width)
+
+        def engine() -> Path:
+            return cached_engine(
+                onnx_path, shapes={n: ShapeRange.fixed(s) for n, s in spec.inputs.items()},
+                precision=self.precision, device=self._dev.index or 0,
+                workspace=self.options.workspace_bytes, optimization_level=self.options.optimization_level,
+                folder=self._runners.root,
+            )
+
         try:
             with torch.cuda.device(self._dev):
-                engine = cached_engine(
-                    onnx_path, shapes={n: ShapeRange.fixed(s) for n, s in spec.inputs.items()},
-                    precision=self.precision, device=self._dev.index or 0,
-                    workspace=self.options.workspace_bytes, optimization_level=self.options.optimization_level,
-                    folder=self._runners.root,
-                )
-                return EngineRunner(engine, device=self._dev)
+                path = engine()
+                try:
+                    return EngineRunner(path, device=self._dev)
+                except EngineBuildError as exc:
+                    log.warning("the cached engine %s could not be loaded (%s); building it again", path, exc)
+                    path.unlink(missing_ok=True)
+                    return EngineRunner(engine(), device=self._dev)
         except TensorRTUnavailable as exc:
             raise BackendError(str(exc)) from exc
+        except CacheError:
+            raise
+        except OSError as exc:
+            raise CacheError.writing(getattr(exc, "filename", None) or self._runners.root, exc) from exc
 
     def run(self, prev: torch.Tensor, ref: torch.Tensor, nxt: torch.Tensor) -> torch.Tensor:
         height, width = ref.shape[-2:]
         runner = self._runners.get(int(height), int(width))
         with torch.cuda.device(self._dev):
-            (out,) = runner(prev, ref, nxt)
-            return out.clamp_(0, 1).float().cpu()
+            (out,) = runner(prev, ref, nxt, to_host=True)
+        return out.clamp_(0, 1)
