@@ -5,6 +5,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .layout import memory_format_of
+from .normalize import unit_vectors
+
 __all__ = ["warp", "local_correlation", "PWCNet"]
 
 
@@ -16,9 +19,11 @@ def warp(image: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.T
     the frame and 0 where border padding had to invent it.
     """
     b, _, h, w = image.shape
-    # Coordinates and sampling stay in fp32 whatever the input dtype (as the aggregation's scores do): a
-    # half-precision grid cannot address a frame's pixels exactly, so even a zero flow would resample the
-    # image; ONNX's Range has no half-precision form either.
+    # Coordinates and sampling stay in fp32 whatever the input dtype: a half-precision grid cannot address
+    # a frame's pixels exactly (fp16 steps are ~1 px across a 4K row of [-1, 1]), so even a zero flow
+    # would resample the image; ONNX's Range has no half-precision form either. grid_sample takes image
+    # and grid in one dtype, so the image is sampled in fp32 too (3 channels, or the flow net's narrow
+    # pyramid features): the warp's only fp32 tensors.
     flow = flow.float()
     ys = torch.arange(h, device=image.device, dtype=torch.float32).view(1, h, 1)
     xs = torch.arange(w, device=image.device, dtype=torch.float32).view(1, 1, w)
@@ -30,7 +35,8 @@ def warp(image: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.T
     grid = torch.stack((gx, gy), dim=-1)
     warped = F.grid_sample(image.float(), grid, mode="bilinear", padding_mode="border", align_corners=True)
     inside = (px >= 0) & (px <= w - 1) & (py >= 0) & (py <= h - 1)
-    return warped.to(image.dtype), inside.unsqueeze(1).to(image.dtype)
+    layout = memory_format_of(image)
+    return warped.to(dtype=image.dtype, memory_format=layout), inside.unsqueeze(1).to(image.dtype)
 
 
 def local_correlation(f1: torch.Tensor, f2: torch.Tensor, max_displacement: int = 4) -> torch.Tensor:
@@ -41,10 +47,11 @@ def local_correlation(f1: torch.Tensor, f2: torch.Tensor, max_displacement: int 
     weights exist here), a narrow PWC-Net's raw costs are too faint at initialisation to steer its
     decoders; cosine costs lie in [-1, 1] from the first step.
 
-    Returns [B, (2 * max_displacement + 1) ** 2, H, W]; f2 is zero outside the frame.
+    Returns [B, (2 * max_displacement + 1) ** 2, H, W] in ``f1``'s memory layout; f2 is zero outside
+    the frame.
     """
-    f1 = F.normalize(f1, dim=1)
-    f2 = F.normalize(f2, dim=1)
+    f1 = unit_vectors(f1, dim=1)
+    f2 = unit_vectors(f2, dim=1)
     d = max_displacement
     h, w = f1.shape[-2:]
     f2p = F.pad(f2, (d, d, d, d))
@@ -53,6 +60,8 @@ def local_correlation(f1: torch.Tensor, f2: torch.Tensor, max_displacement: int 
         for dy in range(2 * d + 1)
         for dx in range(2 * d + 1)
     ]
+    if memory_format_of(f1) == torch.channels_last:
+        return torch.stack(costs, dim=-1).permute(0, 3, 1, 2)  # NHWC storage, NCHW shape
     return torch.stack(costs, dim=1)
 
 

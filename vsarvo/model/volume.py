@@ -11,10 +11,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .normalize import unit_vectors
+
 __all__ = ["aggregate_naive", "aggregate", "auto_chunk", "CorrelativeAggregation"]
 
 # Largest score block the chunked path materialises at once (elements): 2**24 floats = 64 MiB in fp32.
 CHUNK_ELEMENTS = 1 << 24
+# Dtypes whose Q, K, V go into SDPA as they are (its kernels accumulate the scores in fp32).
+HALF_DTYPES = (torch.float16, torch.bfloat16)
+# Head width multiple the half-precision flash / memory-efficient kernels require (16 bytes of fp16/bf16).
+HEAD_ALIGN = 8
 
 
 def _as_tokens(x: torch.Tensor) -> torch.Tensor:
@@ -24,8 +30,9 @@ def _as_tokens(x: torch.Tensor) -> torch.Tensor:
 
 
 def _from_tokens(t: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """[B, 1, H*W, C] tokens -> [B, C, H, W], a view of them: channels-last strides for contiguous tokens."""
     b, _, _, c = t.shape
-    return t.squeeze(1).transpose(1, 2).reshape(b, c, h, w)
+    return t.reshape(b, h, w, c).permute(0, 3, 1, 2)
 
 
 def aggregate_naive(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -47,35 +54,62 @@ def auto_chunk(keys: int) -> int:
     return max(1, CHUNK_ELEMENTS // max(keys, 1))
 
 
+def _half_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Scale-1 attention on [B, C, H, W] maps in their own half dtype -> [B, 1, H*W, C] tokens.
+
+    Contiguous [B, 1, L, C] fp16/bf16 tokens are what SDPA's flash and memory-efficient kernels (and the
+    CPU's flash kernel) take; they accumulate the scores, the running row maximum, exp and the sums in
+    fp32 inside the kernel, so the volume is neither materialised nor rounded to half. Those kernels
+    need the head width to be a multiple of ``HEAD_ALIGN``: zero channels appended to Q and K leave
+    every dot product unchanged, appended to V they add output channels that are cut off again.
+    """
+    qt, kt, vt = (_as_tokens(x) for x in (q, k, v))
+    channels = qt.shape[-1]
+    pad = (-channels) % HEAD_ALIGN
+    if pad:
+        qt, kt, vt = (F.pad(t, (0, pad)) for t in (qt, kt, vt))
+    out = F.scaled_dot_product_attention(qt, kt, vt, scale=1.0)
+    return out[..., :channels] if pad else out
+
+
+def _chunked_attention(qt: torch.Tensor, kt: torch.Tensor, vt: torch.Tensor, step: int) -> torch.Tensor:
+    """Eq. 2-4 on [B, 1, L, C] tokens, ``step`` query rows at a time, each row's maximum subtracted."""
+    kT = kt.transpose(2, 3)
+    pieces = []
+    for start in range(0, qt.shape[2], step):
+        scores = qt[:, :, start:start + step] @ kT
+        scores = scores - scores.amax(dim=-1, keepdim=True)
+        weights = scores.exp()
+        pieces.append((weights @ vt) / weights.sum(dim=-1, keepdim=True))
+    return torch.cat(pieces, dim=2) if len(pieces) > 1 else pieces[0]
+
+
 def aggregate(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
     """Eq. 2-4 without materialising the volume; same contract as ``aggregate_naive``.
 
-    Scores, the max-subtraction, exp and the sums are computed in fp32 whatever the input dtype: with
-    scale 1 the dot products exceed half precision's useful range. Subtracting each row's maximum before
-    exp leaves Eq. 3 unchanged and cannot overflow.
+    The scores, the max-subtraction, exp and the sums are always accumulated in fp32: with scale 1 the
+    dot products exceed half precision's useful range. Subtracting each row's maximum before exp leaves
+    Eq. 3 unchanged and cannot overflow.
 
     ``chunk=None``: ``scaled_dot_product_attention(scale=1.0)`` on contiguous [B, 1, L, C] tensors, whose
-    flash / memory-efficient kernels keep memory O(L * C); under ONNX export (where SDPA becomes a
-    whole-volume MatMul-Softmax-MatMul) explicit chunks of ``auto_chunk(h * w)`` query rows are used.
-    ``chunk=n``: explicit chunks of n query rows, memory O(n * h * w).
+    flash / memory-efficient kernels keep memory O(L * C). Q, K and V of one half dtype (fp16, bf16) go
+    in as they are (``_half_attention``: the kernels keep their accumulators in fp32 and use the tensor
+    cores); anything else is cast to fp32 first. Under ONNX export (where SDPA becomes a whole-volume
+    MatMul-Softmax-MatMul) explicit fp32 chunks of ``auto_chunk(h * w)`` query rows are used.
+    ``chunk=n``: explicit fp32 chunks of n query rows, memory O(n * h * w).
     """
     if chunk is not None and chunk < 1:
         raise ValueError(f"chunk must be >= 1 or None, got {chunk}")
     dtype = q.dtype
     h, w = q.shape[-2:]
+    exporting = torch.onnx.is_in_onnx_export()
+    if chunk is None and not exporting and dtype in HALF_DTYPES and k.dtype == v.dtype == dtype:
+        return _from_tokens(_half_attention(q, k, v), h, w)
     qt, kt, vt = (_as_tokens(x.float()) for x in (q, k, v))
-    if chunk is None and not torch.onnx.is_in_onnx_export():
+    if chunk is None and not exporting:
         out = F.scaled_dot_product_attention(qt, kt, vt, scale=1.0)
     else:
-        step = chunk if chunk is not None else auto_chunk(kt.shape[2])
-        kT = kt.transpose(2, 3)
-        pieces = []
-        for start in range(0, qt.shape[2], step):
-            scores = qt[:, :, start:start + step] @ kT
-            scores = scores - scores.amax(dim=-1, keepdim=True)
-            weights = scores.exp()
-            pieces.append((weights @ vt) / weights.sum(dim=-1, keepdim=True))
-        out = torch.cat(pieces, dim=2) if len(pieces) > 1 else pieces[0]
+        out = _chunked_attention(qt, kt, vt, chunk if chunk is not None else auto_chunk(kt.shape[2]))
     return _from_tokens(out, h, w).to(dtype)
 
 
@@ -113,7 +147,7 @@ class CorrelativeAggregation(nn.Module):
     @staticmethod
     def _centred_unit(x: torch.Tensor) -> torch.Tensor:
         """``x`` less its spatial mean, per pixel L2-normalised over channels."""
-        return F.normalize(x - x.mean(dim=(2, 3), keepdim=True), dim=1)
+        return unit_vectors(x - x.mean(dim=(2, 3), keepdim=True), dim=1)
 
     def query_key(self, ref: torch.Tensor, pooled: torch.Tensor, level: int,
                   ref_unit: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
