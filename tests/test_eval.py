@@ -82,10 +82,10 @@ def test_a_model_that_returns_the_sharp_frames_scores_infinitely_high(videos):
 
 def test_the_shipped_weights_make_blurry_clips_sharper():
     # Procedural clips from the held-out source images (a seed of their own). Shown to fail for
-    # IdentityModel() in place of load_model() (gain 0.00 dB).
+    # IdentityModel() in place of load_model() (gain 0.00 dB; the shipped weights: +1.80 dB).
     clips = procedural_test_set(clips=3, frames=5, size=96, seed=2024)
     report = evaluate(load_model(), clips, crop=4)
-    assert report["gain_db"] > 0.5, report["gain_db"]
+    assert report["gain_db"] > 1.0, report["gain_db"]
     assert report["frames_worse"] < 0.25
 
 

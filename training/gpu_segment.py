@@ -24,6 +24,7 @@ import argparse
 import dataclasses
 import hashlib
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -105,6 +106,15 @@ def _start_renderer(args: argparse.Namespace, folder: Path, cfg: Any) -> subproc
     return subprocess.Popen(command)
 
 
+def _command(args: argparse.Namespace) -> str:
+    """The command that reproduces this segment (what the record's ``command`` holds)."""
+    words = ["python", "-m", "vsarvo.training.gpu_segment", "run", "--resume", args.resume, "--budget", str(args.budget),
+             "--batch-size", str(args.batch_size), "--crop", str(args.crop), "--precision", args.precision,
+             "--compile" if args.compile else "--no-compile"]
+    words += ["--shards", args.shards] if args.shards else ["--clips", str(args.clips)]
+    return shlex.join(words)
+
+
 def _wait_for_shard(folder: Path, renderer: subprocess.Popen[bytes], timeout: float = 300.0) -> None:
     from .shards import SHARD_GLOB
 
@@ -147,7 +157,6 @@ def run_segment(args: argparse.Namespace) -> dict[str, Any]:
 def _train_and_write(args: argparse.Namespace, cfg: Any, work: Path, start: float) -> dict[str, Any]:
     from .loop import Trainer, log
     from .throughput import device_report
-    from .train import command_line
 
     out, resume = Path(args.out), Path(args.resume)
     shard_dir = Path(args.shards) if args.shards else work / "shards"
@@ -156,7 +165,7 @@ def _train_and_write(args: argparse.Namespace, cfg: Any, work: Path, start: floa
     try:
         if renderer is not None:
             _wait_for_shard(shard_dir, renderer)
-        trainer = Trainer(cfg, command=command_line(cfg, "tiny", str(resume)) + " (vsarvo.training.gpu_segment)")
+        trainer = Trainer(cfg, command=_command(args))
         trainer.load_checkpoint(resume)
         measured = _measure(trainer)
         trainer.cfg.time_limit = max(1.0, args.budget - (time.time() - start) - args.reserve)
@@ -187,7 +196,7 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="train one segment from a checkpoint")
     r.add_argument("--resume", required=True, help="the rolling checkpoint to continue")
     r.add_argument("--out", required=True, help="folder for the (at most 8) files that come back")
-    r.add_argument("--budget", type=float, default=540.0, help="seconds from start to the written outputs")
+    r.add_argument("--budget", type=float, default=500.0, help="seconds from start to the written outputs")
     r.add_argument("--reserve", type=float, default=45.0, help="seconds kept for the last validation and writing")
     r.add_argument("--batch-size", type=int, default=128)
     r.add_argument("--crop", type=int, default=128)

@@ -6,7 +6,7 @@
 # The device call (the working tree travels as it is; nothing needs carrying: the rolling checkpoint
 # is tracked, and the shards are rendered there):
 #
-#   run(command="bash training/gpu_segment.sh", timeout_s=580)
+#   run(command="bash training/gpu_segment.sh", timeout_s=540)
 #
 # Sizes (measured 2026-12-04): the tracked tree is 35.2 MB (`git ls-files -z | xargs -0 du -cb | tail -1`),
 # 24.0 MB of it runs/arvo_tiny/rolling.pt; under the 64 MiB a call may carry. What comes back is about
@@ -17,12 +17,12 @@
 # (checks the parts' SHA-256, makes the checkpoint runs/arvo_tiny/rolling.pt, appends the record to
 # runs/arvo_tiny/segments.jsonl; copy FILES_AT/train_log.txt onto the end of runs/arvo_tiny/train_log.txt).
 #
-# GPU_SEGMENT_BUDGET (default 540 s) is the time from start to written outputs; extra arguments go to
+# GPU_SEGMENT_BUDGET (default 500 s) is the time from start to written outputs; extra arguments go to
 # `gpu_segment run` (e.g. --batch-size 256, --no-compile). PYTHON picks the interpreter (default python3).
 set -uo pipefail
 
 out="${OUT:-runs/gpu_segment}"
-budget="${GPU_SEGMENT_BUDGET:-540}"
+budget="${GPU_SEGMENT_BUDGET:-500}"
 python="${PYTHON:-python3}"
 mkdir -p "$out"
 

@@ -120,4 +120,6 @@ def _render(clips: int, frames: int, size: int, settings: ClipSettings, split: s
         return
     # spawn, not fork: a forked child of a process that has run torch can deadlock in its thread pools.
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        yield from pool.map(_render_one, jobs, chunksize=max(1, clips // (4 * workers)))
+        # One clip per task: clips arrive in order as they are done, so a reader of the first ones
+        # (the shard writer feeding a GPU run) does not wait for whole chunks.
+        yield from pool.map(_render_one, jobs, chunksize=1)
