@@ -233,6 +233,25 @@ def test_next_deblur_removes_leftovers_of_dead_runs_only(tmp_path, common):
     assert live_partial.exists() and foreign_partial.exists() and live_dir.exists() and unrelated.exists()
 
 
+def test_next_job_removes_what_a_killed_job_left_in_its_folder(tmp_path, common):
+    make_video(tmp_path / "in" / "clip.mkv", frames=6, audio=False)
+    out = tmp_path / "out"
+    (out / "arvo-logs").mkdir(parents=True)
+    left = [out / ".arvo-job.k1ll3d00.tmp.json", out / ".arvo-summary.k1ll3d00.tmp.json",
+            out / "arvo-logs" / ".clip.mkv.k1ll3d00.tmp.log", out / f".clip.1234abcd.{dead_pid()}@elsewhere.arvo-partial.mkv"]
+    for path in left:
+        path.write_bytes(b"x")
+    kept = out / ".notes.tmp.json"  # not one of the job's own names
+    kept.write_bytes(b"the user's")
+    temp_dir = tmp_path / "tmpdir"
+    temp_dir.mkdir()
+    done = subprocess.run([*CLI, "remaster", str(tmp_path / "in"), "--out", str(out), *common, "--quiet"],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "TMPDIR": str(temp_dir)})
+    assert done.returncode == 0, done.stderr
+    assert [path for path in left if path.exists()] == []
+    assert kept.read_bytes() == b"the user's"
+
+
 @pytest.mark.slow
 def test_sigkilled_deblur_leaves_nothing_after_the_next_run(tmp_path, common):
     source = make_video(tmp_path / "clip.mkv", frames=48, audio=False)

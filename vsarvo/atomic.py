@@ -50,7 +50,8 @@ def commit(tmp: str | os.PathLike[str], final: str | os.PathLike[str], *, fsync:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str], *, fsync: bool = False) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; when the block succeeds, rename it onto ``path``.
+    """Yield a temporary path (``.<stem>.<random>.tmp<suffix>``) beside ``path``; when the block
+    succeeds, rename it onto ``path``.
 
     The temporary name ends in ``path``'s own suffix (``.x.tmp.png``), so writers that pick the format
     from the extension (PIL, matplotlib) still do. The result gets the usual permissions (0666 less the
@@ -70,8 +71,11 @@ def atomic_path(path: str | os.PathLike[str], *, fsync: bool = False) -> Iterato
         os.chmod(tmp, 0o666 & ~umask)
         commit(tmp, path, fsync=fsync)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        # Never raises over the error that ended the block: a name that cannot be removed stays.
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, *, fsync: bool = False) -> Path:

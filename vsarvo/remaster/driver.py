@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from vsarvo.remaster.interrupts import Interrupts
 from vsarvo.remaster.disk import describe_os_error
+from vsarvo.remaster.interrupts import Interrupts
 from vsarvo.remaster.job import FileResult, FileTask
-from vsarvo.remaster.leftovers import remove_stale_partials
-from vsarvo.remaster.manifest import Manifest, format_table, write_summary
+from vsarvo.remaster.leftovers import remove_job_temporaries, remove_stale_partials
+from vsarvo.remaster.manifest import LOG_DIR, SUMMARY_NAME, Manifest, format_table, write_summary
 from vsarvo.remaster.planner import PlannedFile
 from vsarvo.remaster.progress import JobProgress
 
@@ -38,8 +38,9 @@ def run_job(
     """Run the planned files that are not done yet; returns 0 when every file is done or skipped,
     EXIT_FAILED if any failed, 128 + signal number when SIGINT/SIGTERM stopped the job."""
     out = manifest.path.parent
-    # The lock holder owns every partial in its folder: whatever is there was left by a killed run.
+    # The lock holder owns every partial and record in its folder: whatever is there was left by a killed run.
     remove_stale_partials(out, recursive=True, every=True)
+    remove_job_temporaries(out, (manifest.path.name, SUMMARY_NAME), LOG_DIR)
     rows: dict[str, dict[str, Any]] = {}
     todo = []
     for plan in planned:

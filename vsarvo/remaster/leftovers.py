@@ -22,6 +22,7 @@ from vsarvo.remaster.job import PARTIAL_MARK
 
 __all__ = [
     "WORK_DIR_PREFIX", "pid_alive", "make_work_dir", "partial_path", "remove_stale_work_dirs", "remove_stale_partials",
+    "remove_job_temporaries",
 ]
 
 WORK_DIR_PREFIX = "arvo-remaster-"
@@ -108,4 +109,25 @@ def remove_stale_partials(folder: Path, *, recursive: bool = False, every: bool 
             except OSError:
                 continue
             removed.append(candidate)
+    return removed
+
+
+def remove_job_temporaries(out: Path, names: tuple[str, ...], log_dir: str) -> list[Path]:
+    """Remove the temporary files (vsarvo.atomic's ``.<stem>.<random>.tmp<suffix>``) of a job's own
+    records in its folder ``out``: the files ``names`` and the logs under ``log_dir``. Only the
+    holder of the folder's lock may call this: no other writer of those files can be running."""
+    patterns = [f".{Path(name).stem}.*.tmp{Path(name).suffix}" for name in names]
+    removed = []
+    try:
+        found = [p for pattern in patterns for p in out.glob(pattern)]
+        if (out / log_dir).is_dir():
+            found += list((out / log_dir).rglob(".*.tmp.log"))
+    except OSError:
+        return removed
+    for path in found:
+        try:
+            path.unlink()
+        except OSError:
+            continue
+        removed.append(path)
     return removed

@@ -15,6 +15,12 @@ filter's options reach it as ``vspipe -a`` values, never pasted into code, and e
 argument list, never a shell string. The finished file is checked (every frame there) and committed
 to its final name through vsarvo.atomic.
 
+A frame size never changes on the way: a source whose size its chroma subsampling cannot carry
+(97x65 in 4:2:0, which the source filter would deliver as 96x64) fails with the fix, and so does
+any source whose frames reach the filter at another size than ffprobe reports. A failure on a full
+disk is reported as one, naming the folder. The temporary folder and the partial file carry this
+process's pid (vsarvo.remaster.leftovers), so a run that was killed outright is cleaned up by the next.
+
 This module runs inside Ray workers too, so it takes and returns plain dataclasses and never
 prints: what it has to say is in the returned FileResult and the log file.
 """
