@@ -77,3 +77,102 @@ def test_training_steps_run_under_amp_and_resume_a_cpu_checkpoint(tmp_path):
     gpu.load_checkpoint(checkpoint)
     losses = [gpu.step()["loss"] for _ in range(3)]
     assert all(math.isfinite(v) for v in losses)
+
+
+# --- half precision in the model: SDPA's flash / memory-efficient kernels, parity with fp32 ------------
+
+def _stage_on_cuda(config_or_weights, dtype: torch.dtype) -> torch.nn.Module:
+    """The shipped weights' stage (None) or a seeded fresh stage of a config, on CUDA, channels-last."""
+    from vsarvo.model import ARVo
+    from vsarvo.weights import load_model
+
+    if config_or_weights is None:
+        model = load_model(None)
+    else:
+        torch.manual_seed(0)
+        model = ARVo(config_or_weights)
+    return model.stage.to(device="cuda:0", dtype=dtype).eval().to(memory_format=torch.channels_last)
+
+
+def _recorded_sdpa(monkeypatch) -> list[torch.dtype]:
+    """The dtype of every Q that reaches F.scaled_dot_product_attention from now on."""
+    dtypes: list[torch.dtype] = []
+    real = torch.nn.functional.scaled_dot_product_attention
+
+    def recording(q, k, v, *args, **kwargs):
+        dtypes.append(q.dtype)
+        return real(q, k, v, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", recording)
+    return dtypes
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+@pytest.mark.parametrize("preset, size", [(None, (1080, 1920)), (None, (2160, 3840)), ("paper", (1080, 1920))])
+def test_half_stage_runs_flash_or_memory_efficient_attention_within_45_db_of_fp32(precision, preset, size,
+                                                                                 monkeypatch):
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    from vsarvo.model import ARVoConfig
+
+    config = None if preset is None else ARVoConfig.paper()
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+    x = [f.to("cuda:0").contiguous(memory_format=torch.channels_last) for f in frames(*size)]
+    tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        with torch.inference_mode():
+            reference = _stage_on_cuda(config, torch.float32)(*x).float().cpu()
+            torch.cuda.empty_cache()
+            dtypes = _recorded_sdpa(monkeypatch)
+            # Raises if neither half-precision attention kernel can take the aggregation's tensors.
+            with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]):
+                out = _stage_on_cuda(config, dtype)(*(f.to(dtype) for f in x)).float().cpu()
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
+        torch.cuda.empty_cache()
+    assert dtypes and set(dtypes) == {dtype}
+    assert psnr(out.clamp(0, 1), reference.clamp(0, 1)) >= 45.0
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("channels", [5, 16, 64])
+def test_half_aggregation_runs_on_the_flash_kernel(dtype, channels):
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    from vsarvo.model.volume import aggregate
+
+    g = torch.Generator(device="cuda:0").manual_seed(0)
+    q = torch.randn(1, channels, 135, 240, device="cuda:0", generator=g)
+    k = torch.randn(1, channels, 68, 120, device="cuda:0", generator=g)
+    v = torch.rand(1, channels, 68, 120, device="cuda:0", generator=g)
+    q, k = torch.nn.functional.normalize(q, dim=1) * 10, torch.nn.functional.normalize(k, dim=1)
+    expected = aggregate(q, k, v)
+    with torch.inference_mode(), sdpa_kernel([SDPBackend.FLASH_ATTENTION]):
+        out = aggregate(q.to(dtype), k.to(dtype), v.to(dtype))
+    assert out.dtype == dtype and out.shape == expected.shape
+    assert (out.float() - expected).abs().max().item() < (0.02 if dtype == torch.bfloat16 else 0.003)
+
+
+def test_half_aggregation_is_at_least_3x_faster_than_fp32_at_1080p_level_1():
+    """The paper's widest aggregation (C = 64, 1080p: 129,600 queries x 32,400 keys): the half path
+    runs on the tensor cores, the fp32 one cannot."""
+    from vsarvo.model.volume import aggregate
+
+    g = torch.Generator(device="cuda:0").manual_seed(0)
+    q = torch.nn.functional.normalize(torch.randn(1, 64, 270, 480, device="cuda:0", generator=g), dim=1) * 10
+    k = torch.nn.functional.normalize(torch.randn(1, 64, 135, 240, device="cuda:0", generator=g), dim=1)
+    v = torch.rand(1, 64, 135, 240, device="cuda:0", generator=g)
+    tensors = {torch.float32: (q, k, v), torch.bfloat16: tuple(t.bfloat16() for t in (q, k, v))}
+    seconds = {}
+    with torch.inference_mode():
+        for dtype, args in tensors.items():
+            aggregate(*args)
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            for _ in range(3):
+                aggregate(*args)
+            end.record()
+            end.synchronize()
+            seconds[dtype] = start.elapsed_time(end) / 3
+    assert seconds[torch.bfloat16] * 3 <= seconds[torch.float32], seconds
