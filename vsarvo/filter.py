@@ -462,9 +462,8 @@ def Deblur(
             are the flat arguments below; an option the backend does not have is an error.
         device: "cpu" or "cuda:N"; None: the first GPU if there is one, else the CPU.
         precision: "fp32", "fp16" or "bf16"; None: fp16 on a GPU (half-float clips too), fp32 on the CPU.
-        tile: run the full-resolution convolutions in tiles of this edge (pixels, at least 4: the
-            model's coarsest stride) to bound memory at large sizes; the result is the same as without
-            tiles (flow and aggregation stay global).
+        tile: run the full-resolution convolutions in tiles of this edge (pixels, >= 4: the model's
+            coarsest stride) to bound memory; the result is the same as without tiles.
         tile_overlap: the tiles' halo in pixels, at least the model's receptive radius (smaller halos
             would leave seams, and are refused); None: exactly that radius. Needs ``tile``.
         stages: progressive passes, 1 up to the model's (2 for the paper's ARVo); None: the model's.
@@ -476,33 +475,25 @@ def Deblur(
             them, else from the built-in frame-difference measure.
         sc_threshold: the built-in measure's threshold: mean absolute difference of the first plane
             (luma for YUV) between consecutive frames, in [0, 1].
-        streams: how many model calls may run at once (CPU: torch's threads are split between them).
-        compile, channels_last: torch backend (``Backend.Torch``): torch.compile; NHWC layout.
-        threads: ort backend (``Backend.ORT``): onnxruntime threads per session.
-        workspace, optimization_level: trt backend (``Backend.TRT``): builder workspace (MiB), level 0-5.
-        cache_dir: ort and trt backends: the folder for cached ONNX graphs and engines.
-        nonfinite: what a float clip's NaN or +-inf samples do: "error" (the default) fails every output
-            frame whose window includes such a frame, naming it; "replace" sets NaN to 0 and +-inf to the
-            ends of the plane's range (0..1, chroma -0.5..0.5) first. Integer clips are not checked.
+        streams: model calls at once (CPU: torch's threads are split between them).
+        compile, channels_last (torch: torch.compile; NHWC), threads (ort: threads per session), workspace,
+            optimization_level (trt: MiB, 0-5), cache_dir (ort, trt: cached graphs and engines): backend options.
+        nonfinite: float clips' NaN/+-inf samples: "error" fails every output frame whose window holds
+            such a frame, naming it; "replace" sets NaN to 0 and +-inf to the range's ends (see _finite_input).
 
     Returns:
         The deblurred clip: same format, size, length and frame rate, each frame with its input
         frame's properties.
 
     Raises:
-        vs.Error: bad clip, argument, weights, device, backend or cache folder, naming the fix. Errors
-        while a frame is computed (an interlaced or non-finite frame, a backend failure) are raised
-        for that frame.
+        vs.Error: bad clip, argument, weights, device, backend or cache folder, naming the fix; errors
+        of a frame (interlaced, non-finite, a backend failure) are raised for that frame.
     """
     _check_clip(clip)
-    nonfinite = _text("nonfinite", nonfinite)
-    if nonfinite not in NONFINITE_MODES:
-        raise _error(f"nonfinite must be one of {', '.join(map(repr, NONFINITE_MODES))}, got {nonfinite!r}")
+    nonfinite = _nonfinite_mode(nonfinite)
     options = _backend_options(backend, {
-        "device": device, "precision": precision, "compile": compile, "channels_last": channels_last,
-        "threads": threads, "workspace": workspace, "optimization_level": optimization_level,
-        "cache_dir": cache_dir,
-    })
+        "device": device, "precision": precision, "compile": compile, "channels_last": channels_last, "threads": threads,
+        "workspace": workspace, "optimization_level": optimization_level, "cache_dir": cache_dir})
     tile, tile_overlap, streams, scene_change = _checked_options(tile, tile_overlap, streams, scene_change,
                                                                  sc_threshold)
     runner = _shared_runner(options, str(_weights_path(_text("weights", weights))), tile, tile_overlap)
@@ -514,6 +505,13 @@ def Deblur(
     _share_cpu_threads(runner, streams)
     return _deblur_graph(clip, _runner_call(runner, streams), stages=stages, scene_change=scene_change,
                          sc_threshold=float(sc_threshold), nonfinite=nonfinite)
+
+
+def _nonfinite_mode(value: Any) -> str:
+    mode = _text("nonfinite", value)
+    if mode not in NONFINITE_MODES:
+        raise _error(f"nonfinite must be one of {', '.join(map(repr, NONFINITE_MODES))}, got {value!r}")
+    return mode
 
 
 def _checked_options(
