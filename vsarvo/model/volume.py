@@ -59,7 +59,8 @@ def _half_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.
 
     Contiguous [B, 1, L, C] fp16/bf16 tokens are what SDPA's flash and memory-efficient kernels (and the
     CPU's flash kernel) take; they accumulate the scores, the running row maximum, exp and the sums in
-    fp32 inside the kernel, so the volume is neither materialised nor rounded to half. Those kernels
+    fp32 inside the kernel, so the volume is neither materialised nor rounded to half (SDPA's math
+    fallback upcasts half inputs to fp32 too, unless ``allow_fp16_bf16_reduction_math_sdp``). Those kernels
     need the head width to be a multiple of ``HEAD_ALIGN``: zero channels appended to Q and K leave
     every dot product unchanged, appended to V they add output channels that are cut off again.
     """
