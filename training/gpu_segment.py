@@ -26,6 +26,7 @@ import hashlib
 import json
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -217,6 +218,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # A timeout's SIGTERM unwinds like an exception, so the scratch folder and the renderer go with it.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         if args.action == "join":
             join(Path(args.folder), Path(args.into), Path(args.run) if args.run else None)
