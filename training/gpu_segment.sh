@@ -3,17 +3,21 @@
 # channels-last + torch.compile from uint8 shards that the machine's other cores render meanwhile,
 # validates, and writes at most 8 files under $OUT (vsarvo.training.gpu_segment's docstring lists them).
 #
-# The device call (the working tree travels as it is; nothing needs carrying: the rolling checkpoint
-# is tracked, and the shards are rendered there):
+# The device call (the working tree travels as it is and nothing else is carried: the rolling checkpoint
+# is tracked, and the shards are rendered there by the machine's other cores while the GPU trains):
 #
-#   run(command="bash training/gpu_segment.sh", timeout_s=540)
+#   run(command="bash training/gpu_segment.sh", carry=[], timeout_s=540)
 #
-# Sizes (measured 2026-12-04): the tracked tree is 35.2 MB (`git ls-files -z | xargs -0 du -cb | tail -1`),
-# 24.0 MB of it runs/arvo_tiny/rolling.pt; under the 64 MiB a call may carry. What comes back is about
-# 42 MB: segment.json, curves.png, train_log.txt and run.tar.000..002 (15 MiB parts).
+# Sizes (measured 2026-12-04): the tracked tree is 35.9 MB, 34.2 MiB (`git ls-files -z | xargs -0 du -cb
+# | tail -1`), 24.0 MB of it runs/arvo_tiny/rolling.pt, under the 64 MiB a call may carry. What comes back
+# is 6 files, about 34-42 MB: segment.json, curves.png, train_log.txt and run.tar.000..002 (15 MiB parts
+# of one tar of checkpoint.pt 24 MB, arvo.safetensors 8 MB, best.safetensors 8 MB when validation
+# improved, history.json 1.7 MB, train_config.json). The budget (500 s) ends the python side; the
+# `timeout` below ends it 25 s later at the latest, inside the call's 540 s.
 #
 # Afterwards, here, with FILES_AT the folder the reply names:
-#   python -m vsarvo.training.gpu_segment join FILES_AT --into runs/arvo_tiny/gpu_segment --run runs/arvo_tiny
+#   python -m vsarvo.training.gpu_segment join FILES_AT --into /tmp/gpu_segment --run runs/arvo_tiny
+# (--into outside the tree: its 40 MB would otherwise travel with the next call)
 # (checks the parts' SHA-256, makes the checkpoint runs/arvo_tiny/rolling.pt, appends the record to
 # runs/arvo_tiny/segments.jsonl; copy FILES_AT/train_log.txt onto the end of runs/arvo_tiny/train_log.txt).
 #
