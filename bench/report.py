@@ -18,7 +18,7 @@ from typing import Any, Callable
 from bench.record import RESULTS_DIR, load_results
 from vsarvo.atomic import write_text_atomic
 
-__all__ = ["render", "replace_between_markers", "archive_gpu_hours", "START_MARKER", "END_MARKER", "main"]
+__all__ = ["render", "readme_with_tables", "replace_between_markers", "archive_gpu_hours", "START_MARKER", "END_MARKER", "main"]
 
 START_MARKER = "<!-- bench:start -->"
 END_MARKER = "<!-- bench:end -->"
@@ -283,6 +283,15 @@ def replace_between_markers(text: str, table: str) -> str:
     return text[:start + len(START_MARKER)] + "\n" + table.rstrip("\n") + "\n" + text[end:]
 
 
+def readme_with_tables(readme: Path, results: str | os.PathLike[str]) -> str:
+    """``readme``'s text with its generated block replaced by a fresh render of ``results``; image links
+    in the tables are relative to the results folder, so they are made relative to the README."""
+    table = render(load_results(results))
+    prefix = os.path.relpath(Path(results).resolve(), readme.resolve().parent)
+    linked = re.sub(r"\]\((?![a-z]+://|/)([^)]+\.png)\)", lambda m: f"]({prefix}/{m.group(1)})", table)
+    return replace_between_markers(readme.read_text(), linked)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__.split("\n\n")[0])
@@ -298,10 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {out}", file=sys.stderr)
     if args.readme:
         readme = Path(args.readme)
-        # Image links in the tables are relative to the results folder; make them relative to the README.
-        prefix = os.path.relpath(Path(args.results).resolve(), readme.resolve().parent)
-        linked = re.sub(r"\]\((?![a-z]+://|/)([^)]+\.png)\)", lambda m: f"]({prefix}/{m.group(1)})", table)
-        write_text_atomic(readme, replace_between_markers(readme.read_text(), linked))
+        write_text_atomic(readme, readme_with_tables(readme, args.results))
         print(f"updated {readme}", file=sys.stderr)
     return 0
 

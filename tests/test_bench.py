@@ -5,6 +5,7 @@ bench/ is not installed; these tests import it from the repository root (``pytho
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -181,3 +182,15 @@ def test_throughput_refuses_cuda_devices_without_cuda(tmp_path):
     with pytest.raises(SystemExit, match="CUDA is not available"):
         throughput.main(["--devices", "cuda:0", "--out", str(tmp_path / "t.json")])
     assert not (tmp_path / "t.json").exists()
+
+
+def test_readme_tables_equal_a_fresh_render_of_the_committed_results():
+    # README's generated block must be what `python -m bench.report --readme README.md` writes today:
+    # a hand edit, or a result file changed without re-rendering, fails here.
+    from bench.record import RESULTS_DIR
+    from bench.report import readme_with_tables
+
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    assert readme.read_text() == readme_with_tables(readme, RESULTS_DIR), (
+        "README.md's tables are stale: run `python -m bench.report --readme README.md`"
+    )
