@@ -92,7 +92,7 @@ def test_the_shipped_weights_make_blurry_clips_sharper():
 @pytest.mark.slow
 def test_arvo_eval_writes_the_report_it_prints(tmp_path):
     out = tmp_path / "report"
-    result = subprocess.run([sys.executable, "-m", "vsarvo.cli", "eval", "--clips", "1", "--frames", "3", "--size", "64",
+    result = subprocess.run([sys.executable, "-m", "vsarvo.cli", "eval", "--set", "procedural", "--clips", "1", "--frames", "3", "--size", "64",
                              "--out", str(out)], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     report = json.loads((out / "report.json").read_text())
