@@ -3,9 +3,12 @@ Reproduce table has one row per recorded segment; the committed card is a fresh 
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from pathlib import Path
 
-from vsarvo.training.model_card import SHIPPED_RUN, render, render_run
+from vsarvo.training.model_card import (BLUR_CLASS_ROWS, SHIPPED_RUN, comparison_table, help_harm_sentence, render,
+                                        render_run)
 from vsarvo.training.segments import append_segment, read_segments
 from vsarvo.training.segments_from_log import segments_from_log
 
@@ -22,7 +25,8 @@ def _segment(name: str, start: int, end: int, device: str = "cpu", **extra) -> d
             "config": None, "best_val": None, "val_set": None, "source": "test", **extra}
 
 
-def _card(tmp_path: Path, flow: dict | None = None, segments: list[dict] | None = None, **train_config) -> str:
+def _card(tmp_path: Path, flow: dict | None = None, segments: list[dict] | None = None, realistic: Path | None = None,
+          card_dir: Path | None = None, report_dir: Path | None = None, **train_config) -> str:
     weights = _write(tmp_path / "w.json", {"config": {"channels": 16}, "config_digest": "abc", "sha256": "f00",
                                            "train_steps": 5000})
     cfg = _write(tmp_path / "cfg.json", {"procedural_clips": 96, "procedural_frames": 9, "procedural_size": 160,
@@ -31,15 +35,16 @@ def _card(tmp_path: Path, flow: dict | None = None, segments: list[dict] | None 
                                          "seed": 0, "model": {"stages": 2}, **train_config})
     history = _write(tmp_path / "h.json", {"val_psnr": [[100, 40.0], [3800, 29.1], [3900, 29.4], [4000, 29.2]]})
     scores = {"frames": 120, "mean_psnr": 28.0, "mean_ssim": 0.9, "mean_flicker": 1.5}
-    report = _write(tmp_path / "r.json", {"model": scores, "input": {**scores, "mean_psnr": 27.0},
+    report = _write((report_dir or tmp_path) / "r.json", {"model": scores, "input": {**scores, "mean_psnr": 27.0},
                                           "crop": 4, "gain_db": 1.0, "frames_worse": 0.01, "static_psnr": 36.0})
     records = tmp_path / "segments.jsonl"
     records.unlink(missing_ok=True)
     for record in segments or [_segment("a", 0, 3000), _segment("b", 3000, 6000, device="cuda (NVIDIA H200)")]:
         append_segment(records, record)
     return render(weights_json=weights, train_config=cfg, history=history, report=report, segments=records,
-                  ablation=None, commands={"eval": "arvo eval", "card": "card"},
-                  validation=("set B", 3700), flow=_write(tmp_path / "f.json", flow) if flow else None)
+                  ablation=None, commands={"eval": "arvo eval", "card": "card", "realistic_eval": "arvo eval --set realistic"},
+                  validation=("set B", 3700), flow=_write(tmp_path / "f.json", flow) if flow else None,
+                  realistic=realistic, card_dir=card_dir)
 
 
 def test_card_reports_the_measured_figures_and_one_validation_set(tmp_path: Path) -> None:
@@ -132,3 +137,92 @@ def test_committed_model_card_is_a_fresh_render_of_the_committed_files() -> None
     committed = (ROOT / "vsarvo/weights/MODEL_CARD.md").read_text()
     assert committed == fresh, "regenerate it: python -m vsarvo.training.model_card"
     assert max(len(line) for line in committed.splitlines()) < 400
+
+
+def _realistic(gains: dict[str, float]) -> dict:
+    """An eval_realistic.json-shaped report whose blur classes have the given mean gains."""
+    by_class = {name: {"frames": 6, "input_psnr": 30.0 + k, "model_psnr": 30.0 + k + gain, "input_ssim": 0.8,
+                       "model_ssim": 0.81, "gain_db": gain, "frames_worse": 0.5 if gain < 0 else 0.0}
+                for k, (name, gain) in enumerate(gains.items())}
+    record = {"blur_class": "none", "duty": 0.5, "crf": 23, "codec": "libx264"}
+    return {"set": {"photos": 2, "clips_per_photo": 3, "frames": 7, "size": 96, "seed": 1}, "crop": 4,
+            "scored_frames": "interior", "videos": {f"p/{i}": {"record": record} for i in range(6)}, "frames": 18,
+            "input_psnr": 31.25, "model_psnr": 31.5, "input_ssim": 0.8, "model_ssim": 0.81, "gain_db": 0.25,
+            "frames_worse": 0.4, "by_class": by_class}
+
+
+def test_realistic_table_holds_the_committed_reports_figures() -> None:
+    real = json.loads((ROOT / SHIPPED_RUN / "eval_realistic.json").read_text())
+    rep = json.loads((ROOT / SHIPPED_RUN / "report.json").read_text())
+    rows = {line.split(" | ")[0].strip("| "): line.strip("|").split(" | ")[1:] for line in comparison_table(rep, real)[2:]}
+    expected = {"realistic, all": real, **{f"realistic, {BLUR_CLASS_ROWS[n]}": c for n, c in real["by_class"].items()}}
+    for name, figures in expected.items():
+        frames, inp, out, gain, inp_ssim, out_ssim, worse = (cell.strip() for cell in rows[name])
+        assert int(frames) == figures["frames"]
+        assert float(inp) == round(figures["input_psnr"], 2) and float(out) == round(figures["model_psnr"], 2)
+        assert abs(float(gain) - figures["gain_db"]) <= 0.01
+        assert float(inp_ssim) == round(figures["input_ssim"], 4) and float(out_ssim) == round(figures["model_ssim"], 4)
+        assert float(worse.rstrip(" %")) == round(100 * figures["frames_worse"], 1)
+    assert rows["procedural"][1].strip() == f"{rep['input']['mean_psnr']:.2f}"
+    card = (ROOT / "vsarvo/weights/MODEL_CARD.md").read_text()
+    assert all(line in card for line in comparison_table(rep, real))
+
+
+def test_help_harm_sentence_follows_the_sign_of_each_gain() -> None:
+    harm = help_harm_sentence(_realistic({"none": -0.66, "mild": -0.04, "strong": 0.49})["by_class"])
+    assert "lower PSNR on sharp (none) and mild-blur clips (-0.66 dB, -0.04 dB)" in harm
+    assert "raise PSNR on strong-blur clips (+0.49 dB)" in harm
+    helps = help_harm_sentence(_realistic({"none": 0.0, "mild": 0.3, "strong": 0.49})["by_class"])
+    assert "raise PSNR on mild-blur and strong-blur clips (+0.30 dB, +0.49 dB)" in helps
+    assert "leave PSNR unchanged on sharp (none) clips" in helps and "lower" not in helps
+
+
+def test_card_judges_the_realistic_set_and_links_its_images(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    _write(run / "report.json", {})
+    for image in ("before_after.png", "before_after_realistic.png"):
+        (run / image).write_bytes(b"png")
+    realistic = _write(run / "eval_realistic.json", _realistic({"none": -0.5, "mild": -0.1, "strong": 1.0}))
+    text = _card(tmp_path, realistic=realistic, card_dir=tmp_path / "vsarvo/weights", report_dir=run)
+    assert "| realistic, mild blur | 6 | 31.00 | 30.90 | -0.10 | 0.8000 | 0.8100 | 50.0 % |" in text
+    assert "![realistic before/after](../../run/before_after_realistic.png)" in text
+    assert "the mean gain is +0.25 dB, below the +2.0 dB target" in text
+    assert "40.0 % of frames are made worse" in text and "mild-blur subset's mean PSNR drops by 0.10 dB" in text
+    good = _write(run / "eval_realistic.json", {**_realistic({"mild": 0.5}), "gain_db": 2.5, "frames_worse": 0.0})
+    assert "the shipped weights meet the bar" in _card(tmp_path, realistic=good, report_dir=run)
+
+
+def test_card_says_the_weights_saw_no_footage_unless_a_segment_used_it(tmp_path: Path) -> None:
+    assert "trained on procedural data only" in _card(tmp_path)
+    footage = [_segment("a", 0, 3000), _segment("b", 3000, 6000, command="arvo train --data-kind footage --photos p")]
+    text = _card(tmp_path, segments=footage)
+    assert "procedural data only" not in text and "footage: b" in text
+
+
+def test_photo_sources_come_from_the_catalogue_with_or_without_installed_photos(tmp_path: Path) -> None:
+    from vsarvo.training.data.photo_catalogue import CATALOGUE
+    from vsarvo.training.model_card import main
+
+    run = tmp_path / "run"
+    shutil.copytree(ROOT / SHIPPED_RUN, run, ignore=shutil.ignore_patterns("rolling.pt", "*.png"))
+    versions = json.loads((run / "photo_versions.json").read_text())["versions"]
+    manifest = tmp_path / "photos" / "manifest.json"
+    manifest.parent.mkdir()
+    _write(manifest, {"photos": [{"package": p, "version": v} for p, v in versions.items()]})
+    cards = []
+    for photos in (tmp_path / "photos", tmp_path / "not-installed"):
+        out = tmp_path / f"card-{photos.name}.md"
+        main(["--run", str(run), "--weights-json", str(ROOT / "vsarvo/weights/arvo_tiny.json"), "--checkpoint",
+              str(tmp_path / "none.pt"), "--photos", str(photos), "--out", str(out)])
+        cards.append(out.read_text())
+    assert cards[0] == cards[1]
+    assert f"| all | | | | {len(CATALOGUE)} |" in cards[0] and "| `mate-backgrounds` | Debian | " in cards[0]
+    assert all(f"<li>{p.name}: " in cards[0] for p in CATALOGUE)
+
+
+def test_every_image_the_committed_card_links_exists() -> None:
+    card_dir = ROOT / "vsarvo/weights"
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", (card_dir / "MODEL_CARD.md").read_text())
+    assert {Path(link).name for link in links} == {"before_after.png", "before_after_realistic.png", "real_clip.png"}
+    assert all((card_dir / link).resolve().is_file() for link in links)
