@@ -15,7 +15,7 @@ from typing import Any
 
 from bench.flops import CONVENTION, FlopCount, count_flops
 from bench.record import RESULTS_DIR, envelope, write_json
-from vsarvo.model import ARVo, ARVoConfig
+from vsarvo.model import PRESETS, ARVo, ARVoConfig
 
 __all__ = ["SIZES", "PARTS", "bench_configs", "stage_flops", "parameter_counts", "cost_rows", "main"]
 
@@ -28,7 +28,7 @@ PARTS = {"flow": "flow", "encoder": "encoder", "aggregation": "aggregation", "re
 def bench_configs(names: list[str] | None = None) -> dict[str, ARVoConfig]:
     """The configurations benchmarked: ``tiny`` and ``paper``, plus ``shipped`` when the shipped
     weights exist with a configuration that is neither (speed does not depend on weight values)."""
-    configs = {"tiny": ARVoConfig.tiny(), "paper": ARVoConfig.paper()}
+    configs = {name: build() for name, build in PRESETS.items()}
     shipped = shipped_config()
     if shipped is not None and shipped not in configs.values():
         configs["shipped"] = shipped

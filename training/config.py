@@ -5,7 +5,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from vsarvo.model import ARVoConfig
+from vsarvo.backends.options import PRECISIONS as RUNTIME_PRECISIONS
+from vsarvo.model import PRESETS, ARVoConfig
 from vsarvo.model.arvo import MIN_SIZE
 
 from .losses import PIXEL_LOSSES
@@ -14,18 +15,12 @@ __all__ = ["TrainConfig", "model_presets", "model_config", "setting_problems", "
 
 # Arithmetic a training step may run in: "auto" = bf16 autocast on a GPU, fp32 on the CPU; "bf16"/"fp16"
 # autocast on any device (fp16 with a loss scale, on CUDA only); "fp32" none.
-PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+PRECISIONS = ("auto", *RUNTIME_PRECISIONS)
 
 
 def model_presets() -> dict[str, Callable[[], ARVoConfig]]:
-    """Preset name -> builder of its ARVoConfig: ``vsarvo.model.PRESETS`` where the model package has
-    that table, else its two preset constructors."""
-    import vsarvo.model as model
-
-    table = getattr(model, "PRESETS", None)
-    if table is not None:
-        return dict(table)
-    return {"tiny": ARVoConfig.tiny, "paper": ARVoConfig.paper}
+    """Preset name -> builder of its ARVoConfig (the model package's one table)."""
+    return dict(PRESETS)
 
 
 def model_config(preset: str, **overrides: Any) -> ARVoConfig:
