@@ -40,12 +40,13 @@ def fresh_runners():
 
 
 def _clip(fmt: int = vs.RGBS, length: int = 5, bad: dict[int, float] | None = None) -> vs.VideoNode:
-    """A noise clip of ``length`` 64x64 frames; frame k of ``bad`` gets the value at two pixels of plane 0."""
-    rng = np.random.default_rng(0)
+    """A noise clip of ``length`` 64x64 frames; frame k of ``bad`` gets the value at two pixels of plane 0.
+    Frame n's noise is seeded by n, so it does not depend on the order VapourSynth requests frames in."""
     clip = vs.core.std.BlankClip(format=fmt, width=64, height=64, length=length)
 
     def fill(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
         out = f.copy()
+        rng = np.random.default_rng(n)
         for p in range(out.format.num_planes):
             plane = np.asarray(out[p])
             plane[...] = rng.random(plane.shape) * (1 if p == 0 or fmt == vs.RGBS else 0.2)
