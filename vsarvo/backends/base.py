@@ -6,8 +6,12 @@ from abc import ABC, abstractmethod
 
 import torch
 
+from vsarvo.model import ARVo
+from vsarvo.weights import load_model
+
 from .errors import BackendError, CacheError
 from .options import PRECISIONS
+from .tiling_limits import check_tiling
 
 __all__ = ["BackendError", "CacheError", "StageRunner", "DTYPES", "resolve_device", "resolve_precision"]
 
@@ -64,6 +68,15 @@ class StageRunner(ABC):
     device: str = "cpu"
     precision: str = "fp32"
     stages: int = 2
+
+    def _load_weights(self, weights: str | None, tile: int | None, tile_overlap: int | None) -> ARVo:
+        """The model of ``weights`` (None: the shipped ones) on the CPU; tiling below its limits is refused,
+        and the runner takes the model's config and stage count."""
+        model = load_model(weights)
+        check_tiling(model.stage, tile, tile_overlap)
+        self.config = model.config
+        self.stages = model.config.stages
+        return model
 
     @abstractmethod
     def run(self, prev: torch.Tensor, ref: torch.Tensor, nxt: torch.Tensor) -> torch.Tensor:

@@ -6,11 +6,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vsarvo.weights import load_model
-
 from .base import BackendError, StageRunner, resolve_device, resolve_precision
 from .options import Backend
-from .tiling_limits import check_tiling
 from .stage_artifacts import StageArtifacts
 
 __all__ = ["OrtRunner"]
@@ -60,10 +57,7 @@ class OrtRunner(StageRunner):
             self._providers: list = [("CUDAExecutionProvider", {"device_id": dev.index or 0}), "CPUExecutionProvider"]
         else:
             self._providers = ["CPUExecutionProvider"]
-        self.model = load_model(weights)
-        check_tiling(self.model.stage, tile, tile_overlap)
-        self.config = self.model.config
-        self.stages = self.config.stages
+        self.model = self._load_weights(weights, tile, tile_overlap)
         self._sessions = StageArtifacts(
             self.model, precision=self.precision, tile=tile, tile_overlap=tile_overlap,
             cache_dir=options.cache_dir, make=self._open,

@@ -3,11 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from vsarvo.weights import load_model
-
 from .base import DTYPES, StageRunner, resolve_device, resolve_precision
 from .options import Backend
-from .tiling_limits import check_tiling
 
 __all__ = ["TorchRunner"]
 
@@ -25,10 +22,7 @@ class TorchRunner(StageRunner):
         self.device = str(dev)
         self.precision = resolve_precision(options.precision, dev)
         self.dtype = DTYPES[self.precision]
-        model = load_model(weights)
-        check_tiling(model.stage, tile, tile_overlap)
-        self.stages = model.config.stages
-        self.config = model.config
+        model = self._load_weights(weights, tile, tile_overlap)
         self.stage = model.stage.to(device=dev, dtype=self.dtype).eval()
         self._memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
         self.stage.to(memory_format=self._memory_format)

@@ -6,11 +6,8 @@ from pathlib import Path
 
 import torch
 
-from vsarvo.weights import load_model
-
 from .base import BackendError, CacheError, StageRunner, resolve_device, resolve_precision
 from .options import Backend
-from .tiling_limits import check_tiling
 from .stage_artifacts import StageArtifacts
 
 __all__ = ["TrtRunner"]
@@ -45,10 +42,7 @@ class TrtRunner(StageRunner):
         self._dev = dev
         self.device = str(dev)
         self.precision = resolve_precision(options.precision, dev)
-        self.model = load_model(weights)
-        check_tiling(self.model.stage, tile, tile_overlap)
-        self.config = self.model.config
-        self.stages = self.config.stages
+        self.model = self._load_weights(weights, tile, tile_overlap)
         self._runners = StageArtifacts(
             self.model, precision=self.precision, tile=tile, tile_overlap=tile_overlap,
             cache_dir=options.cache_dir, make=self._engine_runner,
