@@ -17,16 +17,21 @@ log = logging.getLogger("vsarvo.export")
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """"WIDTHxHEIGHT" -> (width, height)."""
+    """"WIDTHxHEIGHT" -> (width, height), at least the model's smallest frame in both directions."""
+    from vsarvo.model.arvo import MIN_SIZE
+
     match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
     if not match:
         raise argparse.ArgumentTypeError(f"size must be WIDTHxHEIGHT (e.g. 1920x1080), got {text!r}")
-    return int(match.group(1)), int(match.group(2))
+    width, height = int(match.group(1)), int(match.group(2))
+    if min(width, height) < MIN_SIZE:
+        raise argparse.ArgumentTypeError(f"frames must be at least {MIN_SIZE}x{MIN_SIZE}, got {width}x{height}")
+    return width, height
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``arvo export`` and set its ``func``."""
-    from vsarvo.backends.options import PRECISIONS
+    from vsarvo.backends.options import DEFAULT_OPTIMIZATION_LEVEL, DEFAULT_WORKSPACE_MIB, PRECISIONS
 
     from .graphs import PARTS
 
@@ -52,13 +57,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--torch-tensorrt", action="store_true",
                    help="compile the stage with torch-tensorrt (dynamo) instead of exporting ONNX")
     p.add_argument("--device", default="cuda:0", help="GPU for --engine / --torch-tensorrt (default cuda:0)")
-    p.add_argument("--workspace-gb", type=float, default=4.0, help="TensorRT builder workspace limit in GiB")
-    p.add_argument("--opt-level", type=int, default=3, choices=range(6), help="TensorRT builder optimisation level")
+    p.add_argument("--workspace", type=int, default=DEFAULT_WORKSPACE_MIB,
+                   help=f"TensorRT builder workspace limit in MiB (default {DEFAULT_WORKSPACE_MIB}, as the trt backend)")
+    p.add_argument("--optimization-level", type=int, default=DEFAULT_OPTIMIZATION_LEVEL, choices=range(6),
+                   help=f"TensorRT builder optimisation level (default {DEFAULT_OPTIMIZATION_LEVEL})")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Export everything ``args`` asks for; returns the exit code (0, or 1 with the reason on stderr)."""
+    """Export everything ``args`` asks for; returns the exit code: 0, 2 for unusable weights or arguments,
+    1 when an export or engine build fails (the reason on stderr)."""
     import torch
 
     from vsarvo.weights import WeightsError, load_model
@@ -72,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         model = load_model(args.weights)
     except WeightsError as exc:
         log.error("%s", exc)
-        return 1
+        return 2
     if not args.part:
         parts = ["stage"]
     elif "all" in args.part:
@@ -82,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         parts = list(dict.fromkeys(args.part))
     precisions = list(dict.fromkeys(args.precision or ["fp32"]))
-    workspace = int(args.workspace_gb * (1 << 30))
+    workspace = args.workspace << 20
     try:
         for width, height in args.size:
             for precision in precisions:
@@ -91,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
 
                     print(cached_compiled_stage(
                         model, height=height, width=width, precision=precision, device=torch.device(args.device),
-                        workspace=workspace, optimization_level=args.opt_level, folder=args.cache,
+                        workspace=workspace, optimization_level=args.optimization_level, folder=args.cache,
                     ))
                     continue
                 opset = resolve_opset(precision, args.opset)
@@ -113,10 +121,13 @@ def run(args: argparse.Namespace) -> int:
                             engine = cached_engine(
                                 path, shapes={n: ShapeRange.fixed(s) for n, s in spec.inputs.items()},
                                 precision=precision, device=device.index or 0, workspace=workspace,
-                                optimization_level=args.opt_level, folder=args.cache,
+                                optimization_level=args.optimization_level, folder=args.cache,
                             )
                         print(engine)
-    except (ValueError, TensorRTUnavailable, EngineBuildError, OSError) as exc:
+    except ValueError as exc:  # an argument the model cannot use (tiling below its limits, ...)
+        log.error("%s", exc)
+        return 2
+    except (TensorRTUnavailable, EngineBuildError, OSError) as exc:
         log.error("%s", exc)
         return 1
     return 0

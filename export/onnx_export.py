@@ -26,6 +26,7 @@ from onnx import version_converter
 from vsarvo.artifacts import cache_dir
 from vsarvo.atomic import write_bytes_atomic
 from vsarvo.backends.errors import CacheError
+from vsarvo.backends.tiling_limits import check_tiling
 from vsarvo.model import ARVo
 from vsarvo.model import volume
 
@@ -112,10 +113,11 @@ def export_onnx(
 
     The graph's inputs and outputs are float32 with the names and shapes of ``graph_spec``; its weights
     and arithmetic are in ``precision``; ``tile`` / ``tile_overlap`` (stage only) tile its
-    full-resolution convolutions. Raises ExportCheckError if the written graph would not be chunked
+    full-resolution convolutions (below the model's limits: ValueError). Raises ExportCheckError if the written graph would not be chunked
     (or, in half precision, would compute its scores in half).
     """
     opset = resolve_opset(precision, opset)
+    check_tiling(model.stage, tile, tile_overlap)  # a graph with seams between its tiles is refused
     spec = graph_spec(model, part, height=height, width=width)
     graph = build_graph(model, part, precision, tile=tile, tile_overlap=tile_overlap)
     generator = torch.Generator().manual_seed(0)
@@ -160,6 +162,7 @@ def cached_onnx_path(
     """Where the cache keeps the graph for these arguments (it may not be there yet); see ``cached_onnx``."""
     if part not in PARTS:
         raise ValueError(f"part must be one of {PARTS}, got {part!r}")
+    check_tiling(model.stage, tile, tile_overlap)
     opset = resolve_opset(precision, opset)
     name = onnx_name(
         part, weights_digest(model), height=height, width=width, precision=precision, opset=opset,

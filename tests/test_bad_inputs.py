@@ -70,3 +70,30 @@ def test_weights_without_a_recorded_digest_still_load(tmp_path: Path) -> None:
     path = _saved(tmp_path)
     _drop_digest(path)
     assert load_model(path).config == SMALL
+
+
+# --- arvo export: arguments the model cannot use end in exit 2, one line, no traceback, no file -------
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        pytest.param(["--size", "10x10"], "frames must be at least 64x64, got 10x10", id="size-below-minimum"),
+        pytest.param(["--size", "abc"], "size must be WIDTHxHEIGHT", id="size-garbled"),
+        pytest.param(["--size", "96x64", "--tile", "2"], "tile must be at least 4 pixels", id="tile-below-stride"),
+        pytest.param(["--size", "96x64", "--tile", "32", "--tile-overlap", "8"], "tile_overlap must be at least",
+                     id="overlap-below-radius"),
+        pytest.param(["--size", "96x64", "--weights", "/nonexistent/w.safetensors"], "weights not found",
+                     id="weights-missing"),
+    ],
+)
+def test_export_refuses_unusable_arguments_without_writing(tmp_path: Path, args: list[str], words: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, VSARVO_CACHE=str(tmp_path / "cache"))
+    result = subprocess.run([sys.executable, "-m", "vsarvo.cli", "export", "--part", "stage", *args],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 2, result.stderr
+    assert words in result.stderr and "Traceback" not in result.stderr
+    assert not any(path.is_file() for path in tmp_path.rglob("*")), "nothing may be written for refused arguments"
