@@ -4,7 +4,9 @@
 rolling checkpoint's run with its own settings, changed only where a flag says (batch, crop, precision,
 compile): the host's idle cores render procedural clips into uint8 shards (``vsarvo.training.shards``)
 while the GPU trains from them (a ShardBank on the GPU, refreshed as shards arrive, so a step never
-waits for the host); it measures the GPU's bf16 matrix rate and the FLOPs of one sample first, trains
+waits for the host). With ``--carried-shards DIR`` (footage shards rendered beforehand on a machine
+with ffmpeg and the photos, :mod:`vsarvo.training.footage_shards`) a ``--footage-share`` of each
+batch's samples comes from those, the rest from the procedural shards; it measures the GPU's bf16 matrix rate and the FLOPs of one sample first, trains
 until ``--budget`` seconds after its start less a reserve for the last validation and the writing,
 and leaves at most 8 files under ``--out``, each under 16 MiB (the device tool's limits):
 
@@ -113,7 +115,26 @@ def _command(args: argparse.Namespace) -> str:
              "--batch-size", str(args.batch_size), "--crop", str(args.crop), "--precision", args.precision,
              "--compile" if args.compile else "--no-compile"]
     words += ["--shards", args.shards] if args.shards else ["--clips", str(args.clips)]
+    if args.carried_shards:
+        words += ["--carried-shards", args.carried_shards, "--footage-share", str(args.footage_share)]
     return shlex.join(words)
+
+
+def _mix_in_footage(trainer: Any, folder: str, share: float) -> Any:
+    """Makes ``trainer`` draw a ``share`` of each batch from the footage shards in ``folder``."""
+    from .shards import MixedShardBank, ShardBank
+
+    footage = ShardBank(folder, window=trainer.dataset.window, crop=trainer.dataset.crop, device=trainer.device)
+    trainer.dataset = MixedShardBank(footage, trainer.dataset, share)
+    return trainer.dataset
+
+
+def _data_record(dataset: Any) -> dict[str, Any]:
+    """The segment record's account of its training data: clips held and, when mixed, samples drawn."""
+    if not hasattr(dataset, "drawn"):
+        return {"shard_clips": dataset.clips}
+    return {"shard_clips": dataset.second.clips, "footage_clips": dataset.first.clips,
+            "footage_share": dataset.share, "footage_samples": dataset.drawn[0], "procedural_samples": dataset.drawn[1]}
 
 
 def _wait_for_shard(folder: Path, renderer: subprocess.Popen[bytes], timeout: float = 300.0) -> None:
@@ -169,6 +190,8 @@ def _train_and_write(args: argparse.Namespace, cfg: Any, work: Path, start: floa
         trainer = Trainer(cfg, command=_command(args))
         trainer.load_checkpoint(resume)
         measured = _measure(trainer)
+        if args.carried_shards:
+            _mix_in_footage(trainer, args.carried_shards, args.footage_share)
         trainer.cfg.time_limit = max(1.0, args.budget - (time.time() - start) - args.reserve)
         log(f"resumed at step {trainer.step_index}; training for {trainer.cfg.time_limit:.0f} s "
             f"(setup took {time.time() - start:.0f} s)")
@@ -181,7 +204,7 @@ def _train_and_write(args: argparse.Namespace, cfg: Any, work: Path, start: floa
 
     record = read_segments(trainer.out_dir / "segments.jsonl")[-1]
     record.update(device_report(trainer.device, measured["flops"], record["samples_per_s"], measured["rate"]))
-    record.update(shard_clips=trainer.dataset.clips, setup_s=round(time.time() - start, 1))
+    record.update(_data_record(trainer.dataset), setup_s=round(time.time() - start, 1))
     out.mkdir(parents=True, exist_ok=True)
     record.update(bundle(trainer.out_dir, out))
     if (trainer.out_dir / "curves.png").is_file():
@@ -205,6 +228,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True)
     r.add_argument("--device", help="default: the GPU when there is one")
     r.add_argument("--shards", help="pre-rendered shards to train from (default: rendered during the run)")
+    r.add_argument("--carried-shards", help="footage shards carried with the call, mixed into every batch")
+    r.add_argument("--footage-share", type=float, default=0.6, help="share of each batch from --carried-shards")
     r.add_argument("--clips", type=int, default=1024, help="clips the background renderer writes")
     r.add_argument("--render-workers", type=int, default=14)
     r.add_argument("--per-shard", type=int, default=16)
@@ -227,12 +252,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in ("budget", "clips", "render_workers", "per_shard"):
             if not getattr(args, name) > 0:
                 raise ValueError(f"--{name.replace('_', '-')} {getattr(args, name)} is out of range: give a positive value")
+        if not 0 <= args.footage_share <= 1:
+            raise ValueError(f"--footage-share {args.footage_share} is out of range: give a share in [0, 1]")
+        if args.carried_shards and not Path(args.carried_shards).is_dir():
+            raise ValueError(f"--carried-shards {args.carried_shards} is not a folder: render it with "
+                             "`python -m vsarvo.training.shards footage --out DIR` and carry it")
         record = run_segment(args)
     except (ValueError, FileNotFoundError) as exc:
         print(f"gpu_segment: {exc}", file=sys.stderr)
         return 2
     print(json.dumps({k: record.get(k) for k in ("start", "end", "samples_per_s", "gpu", "matmul_fraction",
-                                                 "best_val")}))
+                                                 "best_val", "footage_samples", "procedural_samples")}))
     return 0
 
 

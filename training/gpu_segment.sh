@@ -3,10 +3,19 @@
 # channels-last + torch.compile from uint8 shards that the machine's other cores render meanwhile,
 # validates, and writes at most 8 files under $OUT (vsarvo.training.gpu_segment's docstring lists them).
 #
-# The device call (the working tree travels as it is and nothing else is carried: the rolling checkpoint
-# is tracked, and the shards are rendered there by the machine's other cores while the GPU trains):
+# The device call (the working tree travels as it is: the rolling checkpoint is tracked, and the
+# procedural shards are rendered there by the machine's other cores while the GPU trains; the realistic
+# footage shards, which need ffmpeg and the photos that machine lacks, are rendered here and carried):
 #
-#   run(command="bash training/gpu_segment.sh", carry=[], timeout_s=540)
+#   run(command="bash training/gpu_segment.sh", carry=["carry/footage_shards"], timeout_s=540)
+#
+# The carried folder is git-ignored (/carry/); re-create it here in about a minute with
+#   rm -rf carry/footage_shards && python -m vsarvo.training.shards footage --photos data/photos \
+#       --out carry/footage_shards --max-mb 22 --workers 2
+# (80 clips of 5 frames at 128 px from the train photos, 21.8 MiB, measured 2026-12-04). When the folder
+# exists, 60 % of each batch (--footage-share) comes from it and crops are 96 px so a clip yields many
+# distinct crops; pass --crop 128 for a throughput run comparable with earlier segments. The script
+# prints the size of what travelled (tree + carried) and refuses to train when it is over 60 MiB.
 #
 # Sizes (measured 2026-12-04): the tracked tree is 35.9 MB, 34.2 MiB (`git ls-files -z | xargs -0 du -cb
 # | tail -1`), 24.0 MB of it runs/arvo_tiny/rolling.pt, under the 64 MiB a call may carry. What comes back
@@ -39,9 +48,32 @@ ln -s "$PWD/export" "$pkg/vsarvo/export"
 export PYTHONPATH="$pkg${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
 
-{ nvidia-smi --query-gpu=name,memory.total,clocks.sm --format=csv 2>/dev/null || true; } >"$out/train_log.txt"
+footage="${GPU_SEGMENT_FOOTAGE:-carry/footage_shards}"
+mix=()
+if [ -d "$footage" ]; then mix=(--carried-shards "$footage" --crop 96); fi
+
+# What a device call carries: tracked and untracked-not-ignored files (git's view, where git and .git
+# are there; else everything but .git) plus the carried footage folder. The call's limit is 64 MiB.
+if command -v git >/dev/null && [ -d .git ]; then
+    tree_bytes=$(git ls-files -co --exclude-standard -z | du -cb --files0-from=- 2>/dev/null | awk 'END {print $1}')
+else
+    tree_bytes=$(du -sb --exclude=.git . | awk '{print $1}')
+fi
+carried_bytes=0
+if [ -d "$footage" ]; then carried_bytes=$(du -sb "$footage" | awk '{print $1}'); fi
+if ! { command -v git >/dev/null && [ -d .git ]; }; then tree_bytes=$((tree_bytes - carried_bytes)); fi
+total_mib=$(( (tree_bytes + carried_bytes) / 1048576 ))
+echo "gpu_segment.sh: tree $((tree_bytes / 1048576)) MiB + carried $((carried_bytes / 1048576)) MiB = $total_mib MiB" \
+    | tee "$out/train_log.txt"
+if [ "$total_mib" -gt "${GPU_SEGMENT_MAX_MIB:-60}" ]; then
+    echo "gpu_segment.sh: $total_mib MiB is over ${GPU_SEGMENT_MAX_MIB:-60} MiB: render the footage shards with a smaller --max-mb" >&2
+    rm -rf "$pkg"
+    exit 2
+fi
+
+{ nvidia-smi --query-gpu=name,memory.total,clocks.sm --format=csv 2>/dev/null || true; } >>"$out/train_log.txt"
 timeout -k 10 $((${budget%.*} + 25)) "$python" -m vsarvo.training.gpu_segment run \
-    --resume runs/arvo_tiny/rolling.pt --out "$out" --budget "$budget" "$@" 2>&1 | tee -a "$out/train_log.txt"
+    --resume runs/arvo_tiny/rolling.pt --out "$out" --budget "$budget" "${mix[@]}" "$@" 2>&1 | tee -a "$out/train_log.txt"
 status=$?
 rm -rf "$pkg"
 exit $status

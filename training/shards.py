@@ -2,18 +2,22 @@
 
 ``python -m vsarvo.training.shards --out shards/ --clips 512 --workers 15`` renders procedural clips
 (clip ``i`` from the generator seeded ``(seed, i)``, as ``--render-workers`` does) and writes them as
-``shard_00000.npz``, ``shard_00001.npz``, ... : uncompressed NumPy archives holding ``blur`` and
-``sharp``, uint8 [clips, frames, 3, size, size], each written through a temporary name so a reader
-never sees half a shard. The CPU renders; the GPU only reads.
+``shard_00000.npz``, ``shard_00001.npz``, ... : NumPy archives holding ``blur`` and ``sharp``, uint8
+[clips, frames, 3, size, size], each written through a temporary name so a reader never sees half a
+shard. The CPU renders; the GPU only reads. ``python -m vsarvo.training.shards footage ...`` writes
+zip-compressed shards of the same layout from the photo footage pipeline instead
+(:mod:`vsarvo.training.footage_shards`), small enough to carry to a machine without ffmpeg or photos.
 
 :class:`ShardBank` holds every shard of a folder on the training device as one uint8 tensor and cuts a
 batch (window, crop, one of the 8 flips/rotations per clip) with a single gather there, so a GPU step
 never waits for the host. ``refresh()`` takes in shards written since, so training can start while a
-renderer is still filling the folder.
+renderer is still filling the folder. :class:`MixedShardBank` draws each sample of a batch from one
+of two banks (footage and procedural) at a given share and counts what it drew.
 """
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -25,7 +29,8 @@ from vsarvo.atomic import atomic_path
 
 from .data.rendered import TRAIN_BLUR, _render
 
-__all__ = ["SHARD_GLOB", "to_uint8", "write_shard", "read_shard", "write_shards", "ShardBank", "main"]
+__all__ = ["SHARD_GLOB", "to_uint8", "encode_shard", "write_shard", "read_shard", "write_shards", "ShardBank",
+           "MixedShardBank", "main"]
 
 SHARD_GLOB = "shard_*.npz"
 
@@ -35,14 +40,21 @@ def to_uint8(clips: torch.Tensor) -> np.ndarray:
     return (clips.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
 
 
-def write_shard(path: Path, blur: np.ndarray, sharp: np.ndarray) -> None:
-    """One shard: ``blur`` and ``sharp`` uint8 [clips, frames, 3, H, W], through a temporary name."""
+def encode_shard(blur: np.ndarray, sharp: np.ndarray, compress: bool = False) -> bytes:
+    """The bytes of one shard file (``compress``: zip-deflated, about half the size of the raw pixels)."""
     if blur.dtype != np.uint8 or sharp.dtype != np.uint8 or blur.shape != sharp.shape or blur.ndim != 5:
         raise ValueError(f"a shard holds uint8 [clips, frames, 3, H, W] pairs, got {blur.dtype} {blur.shape} "
                          f"and {sharp.dtype} {sharp.shape}")
+    buffer = io.BytesIO()
+    (np.savez_compressed if compress else np.savez)(buffer, blur=blur, sharp=sharp)
+    return buffer.getvalue()
+
+
+def write_shard(path: Path, blur: np.ndarray, sharp: np.ndarray, compress: bool = False) -> None:
+    """One shard: ``blur`` and ``sharp`` uint8 [clips, frames, 3, H, W], through a temporary name."""
+    data = encode_shard(blur, sharp, compress)
     with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, blur=blur, sharp=sharp)
+        Path(tmp).write_bytes(data)
 
 
 def read_shard(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -145,7 +157,56 @@ class ShardBank:
         return pair[0], pair[1]
 
 
+class MixedShardBank:
+    """Batches of two banks: each sample comes from ``first`` with probability ``share``, else ``second``.
+
+    Both banks must cut the same window and crop. ``drawn`` counts the samples served from each bank;
+    a batch is fully determined by its seed and the shards loaded.
+    """
+
+    def __init__(self, first: ShardBank, second: ShardBank, share: float) -> None:
+        if not 0 <= share <= 1:
+            raise ValueError(f"the share of the first bank must lie in [0, 1], got {share}")
+        if (first.window, first.crop) != (second.window, second.crop):
+            raise ValueError(f"the banks cut different windows/crops: {first.window}/{first.crop} and "
+                             f"{second.window}/{second.crop}")
+        self.first, self.second, self.share = first, second, share
+        self.window, self.crop, self.device = first.window, first.crop, first.device
+        self.drawn = [0, 0]
+
+    @property
+    def clips(self) -> int:
+        return self.first.clips + self.second.clips
+
+    def __len__(self) -> int:
+        return len(self.first) + len(self.second)
+
+    def refresh(self) -> int:
+        return self.first.refresh() + self.second.refresh()
+
+    def sample_batch(self, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``size`` windows, each from the first bank with probability ``share`` (drawn from ``seed``)."""
+        g = torch.Generator().manual_seed(seed)
+        from_first = torch.rand(size, generator=g) < self.share
+        shape = (size, self.window, 3, self.crop, self.crop)
+        blur = torch.empty(shape, device=self.device)
+        sharp = torch.empty(shape, device=self.device)
+        for k, (bank, mask) in enumerate(((self.first, from_first), (self.second, ~from_first))):
+            count = int(mask.sum())
+            if count:
+                sub_seed = int(torch.randint(2**31 - 1, (), generator=g))
+                rows = mask.nonzero().squeeze(1).to(self.device)
+                blur[rows], sharp[rows] = bank.sample_batch(count, sub_seed)
+            self.drawn[k] += count
+        return blur, sharp
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["footage"]:
+        from .footage_shards import main as footage_main
+
+        return footage_main(argv[1:])
     p = argparse.ArgumentParser(prog="python -m vsarvo.training.shards", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="folder the shards are written to")
