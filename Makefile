@@ -64,3 +64,11 @@ PHOTOS_DEST ?= data/photos
 photos: $(VENV)/.installed
 	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq; fi
 	$(PY) -m vsarvo.training.data.photos install --dest $(PHOTOS_DEST)
+
+# What a lent GPU's one training call carries (git-ignored, re-made in about a minute from data/photos):
+# footage shards from the train photos; then run `bash training/gpu_segment.sh` on the device with
+# carry=["carry/footage_shards"] (see that script's header).
+.PHONY: gpu-shards
+gpu-shards: photos
+	rm -rf carry/footage_shards
+	$(PY) -m vsarvo.training.shards footage --photos $(PHOTOS_DEST) --out carry/footage_shards --max-mb 22 --workers 2
