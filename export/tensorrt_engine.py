@@ -12,7 +12,6 @@ rebuilding for another frame size faster.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import torch
 from vsarvo.artifacts import cache_dir, safe_name
 from vsarvo.atomic import write_bytes_atomic
 from vsarvo.backends.options import DEFAULT_OPTIMIZATION_LEVEL, DEFAULT_WORKSPACE_MIB
+from vsarvo.digest import file_sha256
 
 __all__ = [
     "TensorRTUnavailable", "EngineBuildError", "ShapeRange", "MIN_TENSORRT", "import_tensorrt",
@@ -102,11 +102,8 @@ def gpu_name(device: int = 0) -> str:
 
 
 def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
+    """The first 16 hex digits of the file's SHA-256: enough to tell graphs apart in an engine's name."""
+    return file_sha256(path)[:16]
 
 
 def engine_name(
