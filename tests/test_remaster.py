@@ -340,25 +340,6 @@ def test_lock_of_a_running_job_refuses_a_second_job(tmp_path, common):
     assert not (out / LOCK_NAME).exists()
 
 
-def test_sigint_stops_the_job_with_130_and_removes_its_lock(tmp_path, common):
-    source = make_video(tmp_path / "in" / "long.mkv", frames=24)
-    out = tmp_path / "out"
-    with open(tmp_path / "job.log", "w") as log:
-        job = subprocess.Popen([*CLI, "remaster", str(source), "--out", str(out), *common],
-                               stdout=log, stderr=log, start_new_session=True)
-        try:
-            wait_for(lambda: partials(out), 240, "a partial output")
-            assert (out / LOCK_NAME).exists()
-            job.send_signal(signal.SIGINT)
-            assert job.wait(timeout=60) == 128 + signal.SIGINT
-        finally:
-            if job.poll() is None:
-                os.killpg(job.pid, signal.SIGKILL)
-    assert not (out / LOCK_NAME).exists()
-    assert partials(out) == []
-    assert read_json(out / "arvo-summary.json")["interrupted"] is True
-
-
 # --- interruption ------------------------------------------------------------------------------------
 
 
@@ -387,7 +368,8 @@ def test_killed_job_resumes_without_partial_files(tmp_path, common):
     assert frame_count(out / "b.mkv") == 24
 
 
-def test_sigterm_stops_the_job_and_removes_its_partial_file(tmp_path, common):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_stops_the_job_with_128_plus_it_and_removes_partial_and_lock(tmp_path, common, signum):
     source = make_video(tmp_path / "in" / "long.mkv", frames=24)
     out = tmp_path / "out"
     with open(tmp_path / "job.log", "w") as log:
@@ -395,13 +377,16 @@ def test_sigterm_stops_the_job_and_removes_its_partial_file(tmp_path, common):
                                stdout=log, stderr=log, start_new_session=True)
         try:
             wait_for(lambda: partials(out), 240, "a partial output")
-            job.send_signal(signal.SIGTERM)
-            assert job.wait(timeout=60) == 128 + signal.SIGTERM
+            assert (out / LOCK_NAME).exists()
+            job.send_signal(signum)
+            assert job.wait(timeout=60) == 128 + signum
         finally:
             if job.poll() is None:
                 os.killpg(job.pid, signal.SIGKILL)
+    assert not (out / LOCK_NAME).exists()
     assert partials(out) == []
     assert not (out / "long.mkv").exists()
+    assert read_json(out / "arvo-summary.json")["interrupted"] is True
     assert read_json(out / "arvo-job.json")["files"]["long.mkv"]["status"] == "interrupted"
     with pytest.raises(ProcessLookupError):  # vspipe and ffmpeg went with it
         os.killpg(job.pid, 0)
