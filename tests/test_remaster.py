@@ -39,6 +39,11 @@ ROOT = Path(__file__).resolve().parents[1]
 # --- helpers ---------------------------------------------------------------------------------------
 
 
+# Fixed bytes, not os.urandom: some random 4 kB blocks probe as an audio stream, which turns
+# ffprobe's "Invalid data" into our "no video stream" (seen once in CI).
+NOT_A_VIDEO = b"this is not a video\n" * 200
+
+
 def make_video(path: Path, *, frames: int, rate: int = 24, audio: bool = True, codec: str = "libx264",
                pix_fmt: str = "yuv420p", video_filter: str | None = None) -> Path:
     """A 96x64 testsrc2 clip of ``frames`` frames with a sine tone as long as the video."""
@@ -146,7 +151,7 @@ def folder_job(tmp_path_factory, common):
     src = root / "in"
     make_video(src / "one.mkv", frames=10, rate=24)
     make_video(src / "sub" / "two.mp4", frames=12, rate=25)
-    (src / "broken.mkv").write_bytes(os.urandom(4000))
+    (src / "broken.mkv").write_bytes(NOT_A_VIDEO)
     (src / "notes.txt").write_text("not a video")
     out = root / "out"
     done = arvo("remaster", src, "--out", out, "--jobs", "2", *common)
@@ -419,12 +424,22 @@ def test_deblur_writes_one_mp4_with_x264_and_audio(tmp_path, weights):
     assert sorted(stream_types(output)) == ["audio", "video"]
 
 
-def test_deblur_of_a_corrupt_file_exits_1_with_the_reason(tmp_path, weights):
+def make_audio_only(path: Path) -> Path:
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=1",
+                    "-c:a", "flac", str(path)], check=True)
+    return path
+
+
+@pytest.mark.parametrize("kind, reason", [("text", "Invalid data"), ("audio only", "no video stream")])
+def test_deblur_of_a_file_without_video_exits_1_with_the_reason(tmp_path, weights, kind, reason):
     source = tmp_path / "broken.mkv"
-    source.write_bytes(os.urandom(4000))
+    if kind == "text":
+        source.write_bytes(NOT_A_VIDEO)
+    else:
+        make_audio_only(source)
     done = arvo("deblur", source, tmp_path / "out.mkv", "--weights", weights, "--quiet")
     assert done.returncode == 1
-    assert "Invalid data" in done.stderr
+    assert reason in done.stderr
     assert not (tmp_path / "out.mkv").exists()
 
 
