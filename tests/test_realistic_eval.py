@@ -173,3 +173,75 @@ def test_the_decoded_frames_are_what_bestsource_and_the_filter_give(tmp_path):
     # Saturated colour blocks: 48.5 dB with the same chroma siting, 26.6 dB with swscale's default siting.
     # What differs then is the bicubic kernels' overshoot at colour edges (swscale c = 0.6, zimg 0.5).
     assert 10 * np.log10(255**2 / np.mean((decoded - filtered) ** 2)) > 40
+
+
+# --- the saved set a lent GPU carries --------------------------------------------------------------
+
+
+def test_a_saved_set_loads_back_bit_identical_with_its_records(tiny_set, tmp_path):
+    from vsarvo.training.realistic_eval import load_realistic_set, save_realistic_set
+
+    _, videos, records = tiny_set
+    path = save_realistic_set(tmp_path / "set.npz", videos, records, TINY)
+    loaded, loaded_records, spec = load_realistic_set(path)
+    assert spec == TINY and loaded_records == json.loads(json.dumps(records))  # tuples come back as lists
+    assert [v.name for v in loaded] == [v.name for v in videos]
+    assert all(torch.equal(a.blur, b.blur) and torch.equal(a.sharp, b.sharp) for a, b in zip(videos, loaded))
+
+
+def test_frames_that_are_not_8_bit_values_are_refused_not_rounded(tiny_set, tmp_path):
+    from vsarvo.training.eval import Video
+    from vsarvo.training.realistic_eval import save_realistic_set
+
+    _, videos, records = tiny_set
+    odd = Video(videos[0].name, videos[0].blur + 0.3 / 255, videos[0].sharp)
+    with pytest.raises(ValueError, match="not 8-bit values"):
+        save_realistic_set(tmp_path / "set.npz", [odd], records, TINY)
+    assert not (tmp_path / "set.npz").exists()
+
+
+def test_a_damaged_or_missing_saved_set_names_the_command_that_writes_it(tiny_set, tmp_path):
+    from vsarvo.training.realistic_eval import load_realistic_set, save_realistic_set
+
+    _, videos, records = tiny_set
+    with pytest.raises(FileNotFoundError, match="realistic_eval save"):
+        load_realistic_set(tmp_path / "missing.npz")
+    path = save_realistic_set(tmp_path / "set.npz", videos, records, TINY)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ValueError, match="not a complete saved realistic set.*realistic_eval save"):
+        load_realistic_set(path)
+
+
+def test_arvo_eval_scores_a_saved_set_without_photos(tiny_set, tmp_path):
+    """The CLI path a lent GPU takes: `save` here, `arvo eval --realistic-from` there (no photos, no ffmpeg)."""
+    import subprocess
+    import sys
+
+    from vsarvo.model import ARVo, ARVoConfig
+    from vsarvo.weights import save_model
+
+    root, videos, records = tiny_set
+    saved = tmp_path / "set.npz"
+    made = subprocess.run([sys.executable, "-m", "vsarvo.training.realistic_eval", "save", "--photos", str(root),
+                           "--out", str(saved), "--realistic-photos", "2", "--realistic-clips", "3",
+                           "--realistic-frames", "5", "--realistic-size", "64", "--realistic-seed", "7"],
+                          capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    torch.manual_seed(0)
+    weights = save_model(ARVo(ARVoConfig.tiny()), tmp_path / "w.safetensors")
+    done = subprocess.run([sys.executable, "-m", "vsarvo.cli", "eval", "--weights", str(weights), "--set", "realistic",
+                           "--realistic-from", str(saved), "--photos", str(tmp_path / "no_photos"),
+                           "--out", str(tmp_path / "out"), "--threads", "1"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "out" / "eval_realistic.json").read_text())
+    assert report["set"] == {"photos": 2, "clips_per_photo": 3, "frames": 5, "size": 64, "seed": 7}
+    assert sorted(report["videos"]) == sorted(v.name for v in videos)
+    # The same inputs as the set rendered here: the input scores match the freshly rendered clips'.
+    fresh = score_realistic(_Model(), videos, records, crop=4, spec=TINY)
+    assert report["input_psnr"] == pytest.approx(fresh["input_psnr"], abs=1e-9)
+
+
+def test_a_saved_set_with_set_procedural_is_a_contradiction(tmp_path):
+    with pytest.raises(SystemExit, match="drop one of them"):
+        chosen_sets(_args("--set", "procedural", "--realistic-from", str(tmp_path / "set.npz")))
+    assert chosen_sets(_args("--realistic-from", str(tmp_path / "set.npz"))) == ("realistic", "procedural")

@@ -32,8 +32,8 @@ from .data.degrade import BLUR_CLASSES, FootageSettings, render_footage_clip
 from .data.photos import MANIFEST, list_photos
 from .eval import Video, score_video, to_uint8
 
-__all__ = ["RealisticSet", "photos_installed", "realistic_test_set", "restore_interior", "score_realistic",
-           "before_after_png"]
+__all__ = ["RealisticSet", "photos_installed", "realistic_test_set", "save_realistic_set", "load_realistic_set",
+           "restore_interior", "score_realistic", "before_after_png", "main"]
 
 PHOTOS_HINT = "install the photos with 'make photos' (python -m vsarvo.training.data.photos install --dest data/photos)"
 
@@ -87,6 +87,51 @@ def realistic_test_set(root: str | Path, spec: RealisticSet = RealisticSet()) ->
                   file=sys.stderr, flush=True)
     print(file=sys.stderr)
     return videos, records
+
+
+def _to_bytes(frames: torch.Tensor) -> np.ndarray:
+    """[T, 3, H, W] float frames that are 8-bit values -> uint8, refusing any that are not (storage must be lossless)."""
+    scaled = frames.double() * 255
+    stored = scaled.round()
+    if float((scaled - stored).abs().max()) > 1e-3:
+        raise ValueError("the realistic set's frames are not 8-bit values: they cannot be saved losslessly as uint8")
+    return stored.to(torch.uint8).numpy()
+
+
+def save_realistic_set(path: str | Path, videos: list[Video], records: dict[str, dict], spec: RealisticSet) -> Path:
+    """Write the set to one ``.npz`` (uint8 frames, lossless: the set's frames are 8-bit values) for a machine
+    without the photos or ffmpeg, such as a lent GPU."""
+    import json
+
+    arrays = {}
+    for k, video in enumerate(videos):
+        arrays[f"blur_{k}"] = _to_bytes(video.blur)
+        arrays[f"sharp_{k}"] = _to_bytes(video.sharp)
+    index = {"spec": asdict(spec), "names": [v.name for v in videos], "records": records}
+    arrays["index"] = np.frombuffer(json.dumps(index).encode(), dtype=np.uint8)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, **arrays)
+    return Path(path)
+
+
+def load_realistic_set(path: str | Path) -> tuple[list[Video], dict[str, dict], RealisticSet]:
+    """The clips, their records and the spec of a set written by :func:`save_realistic_set`."""
+    import json
+    import zipfile
+
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            index = json.loads(stored["index"].tobytes().decode())
+            videos = [Video(name, torch.from_numpy(stored[f"blur_{k}"]).float() / 255,
+                            torch.from_numpy(stored[f"sharp_{k}"]).float() / 255) for k, name in enumerate(index["names"])]
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no saved realistic set there; write one with "
+                                "'python -m vsarvo.training.realistic_eval save --out FILE'") from None
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is not a complete saved realistic set ({error}): write it again with "
+                         "'python -m vsarvo.training.realistic_eval save --out FILE'") from None
+    return videos, index["records"], RealisticSet(**index["spec"])
 
 
 def restore_interior(model: ARVo, frames: torch.Tensor, *, stages: int | None = None) -> torch.Tensor:
@@ -187,10 +232,18 @@ def add_realistic_arguments(parser: Any) -> None:
     parser.add_argument("--realistic-frames", type=int, default=defaults.frames, help="frames per realistic clip")
     parser.add_argument("--realistic-size", type=int, default=defaults.size, help="realistic frame edge (even)")
     parser.add_argument("--realistic-seed", type=int, default=defaults.seed)
+    parser.add_argument("--realistic-from", metavar="FILE",
+                        help="score a saved realistic set (python -m vsarvo.training.realistic_eval save) instead of "
+                             "rendering one: needs neither the photos nor ffmpeg; the --realistic-* sizes are the file's")
 
 
 def chosen_sets(args: Any) -> tuple[str, ...]:
     """The sets to score: ``"realistic"`` and/or ``"procedural"`` (which means --data when given)."""
+    saved = getattr(args, "realistic_from", None)
+    if saved and args.test_set == "procedural":
+        raise SystemExit(f"eval: --realistic-from {saved} is a realistic set, --set procedural leaves it out: drop one of them")
+    if saved and not args.data:
+        return ("realistic", "procedural") if args.test_set in (None, "both") else ("realistic",)
     if args.test_set is None:
         if args.data or photos_installed(args.photos):
             return ("procedural",) if args.data else ("realistic", "procedural")
@@ -211,10 +264,13 @@ def run_realistic(model: ARVo, args: Any) -> dict[str, Any]:
     from vsarvo.atomic import write_text_atomic
 
     try:
-        spec = spec_from_args(args)
-    except ValueError as error:
+        if getattr(args, "realistic_from", None):
+            videos, records, spec = load_realistic_set(args.realistic_from)
+        else:
+            spec = spec_from_args(args)
+            videos, records = realistic_test_set(args.photos, spec)
+    except (ValueError, FileNotFoundError) as error:
         raise SystemExit(f"eval: {error}") from None
-    videos, records = realistic_test_set(args.photos, spec)
     report = score_realistic(model, videos, records, crop=args.crop, stages=args.stages, spec=spec)
     print(summary_lines(report), file=sys.stderr)
     mild = report["by_class"]["mild"]
@@ -227,3 +283,27 @@ def run_realistic(model: ARVo, args: Any) -> dict[str, Any]:
         shown = next((v for v in videos if records[v.name]["blur_class"] == "mild"), videos[0])
         before_after_png(model, shown, out / "before_after_realistic.png", stages=args.stages)
     return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m vsarvo.training.realistic_eval save --out FILE``: render the set once and save it."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m vsarvo.training.realistic_eval", description=main.__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    save = commands.add_parser("save", help="render the realistic set from the photos and write it to one .npz")
+    save.add_argument("--out", required=True, help="the .npz to write (e.g. carry/realistic_set.npz)")
+    add_realistic_arguments(save)
+    args = parser.parse_args(argv)
+    try:
+        spec = spec_from_args(args)
+        videos, records = realistic_test_set(args.photos, spec)
+    except (ValueError, FileNotFoundError) as error:
+        parser.exit(2, f"realistic_eval save: {error}\n")
+    path = save_realistic_set(args.out, videos, records, spec)
+    print(f"realistic_eval save: {len(videos)} clips, {path.stat().st_size / 2**20:.1f} MiB -> {path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
