@@ -68,7 +68,15 @@ photos: $(VENV)/.installed
 # What a lent GPU's one training call carries (git-ignored, re-made in about a minute from data/photos):
 # footage shards from the train photos; then run `bash training/gpu_segment.sh` on the device with
 # carry=["carry/footage_shards"] (see that script's header).
+FOOTAGE_MB ?= 22
 .PHONY: gpu-shards
 gpu-shards: photos
 	rm -rf carry/footage_shards
-	$(PY) -m vsarvo.training.shards footage --photos $(PHOTOS_DEST) --out carry/footage_shards --max-mb 22 --workers 2
+	$(PY) -m vsarvo.training.shards footage --photos $(PHOTOS_DEST) --out carry/footage_shards --max-mb $(FOOTAGE_MB) --workers 2
+
+# What `bash gpu_window.sh` (training, then the benchmark, in one device call) carries: smaller footage
+# shards, so that they, the VapourSynth wheel and the tree stay under 64 MiB (see that script's header).
+.PHONY: gpu-window-carry
+gpu-window-carry: FOOTAGE_MB = 18
+gpu-window-carry: gpu-shards
+	PYTHON=$(PY) bash bench/gpu_wheels.sh

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# A lent GPU's whole window in ONE device call: first a training segment for the shipped weights
+# (training/gpu_segment.sh), then the GPU inference benchmark (bench/gpu_run.sh), as the project's
+# brief orders them. One call because a window is 15 minutes of device time, start-up included, and
+# each call of at most 9 minutes; two calls would pay for two waits and leave the benchmark little.
+#
+# Here, first (about two minutes, all git-ignored):
+#   make gpu-window-carry       (footage shards at --max-mb 18 and the VapourSynth wheel in .whl/)
+# The device call:
+#   run(command="bash gpu_window.sh", carry=["carry/footage_shards", ".whl"], timeout_s=540)
+# Afterwards, here, with FILES_AT the folder the reply names:
+#   python -m vsarvo.training.gpu_segment join FILES_AT/train --into /tmp/gpu_segment --run runs/arvo_tiny
+#   cat FILES_AT/train/train_log.txt >> runs/arvo_tiny/train_log.txt
+#   cp FILES_AT/bench/gpu.json bench/results/gpu.json && python -m bench.report --readme README.md
+# then re-evaluate (arvo eval --set realistic ...), re-render the model card, ship weights only if better.
+#
+# Time (seconds of the command; the call's limit is 540): WINDOW_TRAIN_S (default 290) for the
+# training's python side, which `timeout` ends 25 s later at the latest, then WINDOW_BENCH_S (default
+# 170) for the benchmark, ended 30 s past it; the wheel install and the checks take a few seconds.
+# What comes back (at most 8 files, 16 MiB each, 64 MiB together): train/ segment.json, curves.png,
+# train_log.txt, run.tar.000..002 (about 40 MB); bench/ gpu.json and gpu.log (nvidia-smi's output
+# folded into it; TABLE.md is re-rendered here by bench.report). The script refuses to start when what
+# travelled (tree + carried) is over WINDOW_MAX_MIB (default 63), and says so when more than 8 files are left.
+set -uo pipefail
+
+out="${OUT:-runs/gpu_window}"
+train_s="${WINDOW_TRAIN_S:-290}"
+bench_s="${WINDOW_BENCH_S:-170}"
+max_mib="${WINDOW_MAX_MIB:-63}"
+mkdir -p "$out/train" "$out/bench"
+
+# What travelled: git's view of the tree (tracked and untracked-not-ignored) plus the carried folders.
+if command -v git >/dev/null && [ -d .git ]; then
+    tree_bytes=$(git ls-files -co --exclude-standard -z | du -cb --files0-from=- 2>/dev/null | awk 'END {print $1}')
+else
+    tree_bytes=$(du -sb --exclude=.git --exclude=carry --exclude=.whl . | awk '{print $1}')
+fi
+carried_bytes=0
+for folder in carry/footage_shards .whl; do
+    if [ -d "$folder" ]; then carried_bytes=$((carried_bytes + $(du -sb "$folder" | awk '{print $1}'))); fi
+done
+total_mib=$(( (tree_bytes + carried_bytes) / 1048576 ))
+echo "gpu_window.sh: tree $((tree_bytes / 1048576)) MiB + carried $((carried_bytes / 1048576)) MiB = $total_mib MiB;" \
+    "training ${train_s} s, then benchmark ${bench_s} s" >&2
+if [ "$total_mib" -gt "$max_mib" ]; then
+    echo "gpu_window.sh: $total_mib MiB is over $max_mib MiB: re-make the footage shards smaller (make gpu-window-carry)" >&2
+    exit 2
+fi
+
+# 1. Training. Its own size check counts only the footage shards; the whole was checked above.
+OUT="$out/train" GPU_SEGMENT_BUDGET="$train_s" GPU_SEGMENT_MAX_MIB="$max_mib" bash training/gpu_segment.sh
+train_status=$?
+echo "gpu_window.sh: training ended with status $train_status" >&2
+
+# 2. The benchmark, whatever the training did: its rows are the other half of the window's worth.
+OUT="$out/bench" BENCH_GPU_BUDGET="$bench_s" bash bench/gpu_run.sh
+bench_status=$?
+echo "gpu_window.sh: benchmark ended with status $bench_status" >&2
+if [ -f "$out/bench/nvidia-smi.txt" ]; then
+    { echo "--- nvidia-smi"; cat "$out/bench/nvidia-smi.txt"; } >>"$out/bench/gpu.log"
+    rm -f "$out/bench/nvidia-smi.txt"
+fi
+rm -f "$out/bench/TABLE.md"
+
+returning=$(find "$out" -type f | wc -l)
+echo "gpu_window.sh: $returning files under \$OUT:" $(cd "$out" && find . -type f | sort) >&2
+if [ "$returning" -gt 8 ]; then
+    echo "gpu_window.sh: more than the 8 files a call returns: the last ones will be missing" >&2
+fi
+if [ "$train_status" -ne 0 ]; then exit "$train_status"; fi
+exit "$bench_status"
