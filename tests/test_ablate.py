@@ -119,3 +119,57 @@ def test_a_part_helped_only_when_its_clip_differences_exceed_twice_their_standar
                      "parts": list(verdicts.values()), "skipped": ["no-flow"]})
     assert "- flow alignment (full against no-flow): +0.50 dB per clip" in text and ": helped." in text
     assert "Not run (the call's time ran out first): no-flow." in text and "| full | 0 | - | - | - |" in text
+
+
+def _script(tmp_path, footage, realistic, *extra, **env):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    environ = {**os.environ, "OUT": str(tmp_path / "out"), "PYTHON": sys.executable, "GPU_ABLATION_FOOTAGE": str(footage),
+               "GPU_ABLATION_REALISTIC": str(realistic), **env}
+    return subprocess.run(["bash", "training/gpu_ablation.sh", *extra], cwd=root, env=environ, capture_output=True,
+                          text=True, timeout=600)
+
+
+TINY_CALL = [*SMALL[:-2], "--flow-width", "0.25", "--variants", "full", "single-frame", "--steps", "2", "--batch-size",
+             "2", "--crop", "64", "--clips", "2", "--frames", "5", "--size", "64", "--render-workers", "1",
+             "--test-clips", "1", "--test-frames", "5", "--test-size", "64", "--score-reserve", "5", "--threads", "1"]
+
+
+def test_the_device_script_runs_the_tiny_ablation_on_the_cpu_and_leaves_three_files(tmp_path):
+    from vsarvo.training.shards import write_shards
+
+    write_shards(tmp_path / "footage", clips=2, frames=5, size=64, seed=3)
+    saved = _tiny_realistic_set(tmp_path / "realistic_set.npz")
+    done = _script(tmp_path, tmp_path / "footage", saved, *TINY_CALL, GPU_ABLATION_BUDGET="200")
+    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-3000:]
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == ["ablation.json", "ablation.md", "ablation_log.txt"]
+    results = json.loads((out / "ablation.json").read_text())
+    assert list(results["variants"]) == ["full", "single-frame"]
+    assert results["budget"]["flow_from"] == "vsarvo/weights/arvo_tiny.safetensors" and results["budget"]["budget_s"] == 200
+    assert [v["realistic"]["frames"] for v in results["variants"].values()] == [3, 3]
+    log = (out / "ablation_log.txt").read_text()
+    assert "gpu_ablation.sh: tree " in log and "realistic set " in log and "gpu_ablation.sh: exit 0 after" in log
+
+
+def test_the_device_script_refuses_what_would_not_travel_or_is_missing(tmp_path):
+    saved = _tiny_realistic_set(tmp_path / "realistic_set.npz")
+    (tmp_path / "footage").mkdir()
+    over = _script(tmp_path, tmp_path / "footage", saved, GPU_ABLATION_MAX_MIB="1")
+    assert over.returncode == 2 and "is over 1 MiB: render" in over.stderr
+    missing = _script(tmp_path, tmp_path / "nothing", saved)
+    assert missing.returncode == 2 and "nothing is missing: render it here" in missing.stderr
+    assert not (tmp_path / "out" / "ablation.json").exists()
+
+
+def test_the_device_call_in_the_script_is_the_one_the_model_card_names():
+    from pathlib import Path
+
+    from vsarvo.training.model_card import REALISTIC_ABLATION_CALL
+
+    header = (Path(__file__).resolve().parents[1] / "training/gpu_ablation.sh").read_text()
+    assert f"#   {REALISTIC_ABLATION_CALL}\n" in header

@@ -226,3 +226,52 @@ def test_every_image_the_committed_card_links_exists() -> None:
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", (card_dir / "MODEL_CARD.md").read_text())
     assert {Path(link).name for link in links} == {"before_after.png", "before_after_realistic.png", "real_clip.png"}
     assert all((card_dir / link).resolve().is_file() for link in links)
+
+
+def _ablation_variant(gain: float, clip_psnr: list[float], steps: int, rate: float) -> dict:
+    return {"psnr": 28.0 + gain, "ssim": 0.9, "input_psnr": 28.0, "params": 250_000, "steps": steps, "samples_per_s": rate,
+            "realistic": {"frames": 6, "gain_db": gain, "frames_worse": 0.5, "mild_gain_db": gain / 2,
+                          "clip_psnr": {f"c{k}": p for k, p in enumerate(clip_psnr)}}}
+
+
+def _shipped_run_copy(tmp_path: Path) -> Path:
+    run = tmp_path / "run"
+    shutil.copytree(ROOT / SHIPPED_RUN, run, ignore=shutil.ignore_patterns("rolling.pt", "*.png"))
+    (run / "ablation_realistic.json").unlink(missing_ok=True)
+    return run
+
+
+def test_card_says_the_realistic_ablation_has_not_run_and_gives_the_device_call(tmp_path: Path) -> None:
+    from vsarvo.training.model_card import REALISTIC_ABLATION_CALL
+
+    text = render_run(_shipped_run_copy(tmp_path), weights_json=ROOT / "vsarvo/weights/arvo_tiny.json", checkpoint=None)
+    section = text[text.index("## Ablation (reduced budget)"):]
+    assert f"The realistic ablation has not yet been run on a GPU. The device call is `{REALISTIC_ABLATION_CALL}`" in section
+    assert "### Procedural clips, variants retrained on the CPU" in section and "| full | 28.75 | 0.9114 | 28.33 |" in section
+    assert "helped" not in section
+
+
+def test_card_renders_the_realistic_ablation_and_judges_each_part(tmp_path: Path) -> None:
+    run = _shipped_run_copy(tmp_path)
+    budget = {"steps": 10**6, "seconds_per_variant": 71.6, "batch_size": 32, "crop": 96, "clips": 128,
+              "footage_clips": 44, "footage_share": 0.6, "device": "cuda (NVIDIA H200)", "date": "2026-12-05 10:00 UTC",
+              "command": "python -m vsarvo.training.ablate --budget 470 " + " ".join(["--test-clips 8"] * 30),
+              "flow_from": "vsarvo/weights/arvo_tiny.safetensors", "flow_epe": 1.5, "zero_flow_epe": 5.3,
+              "realistic_set": "18 clips of 7 frames at 160 px (realistic_set.npz)"}
+    variants = {"full": _ablation_variant(1.0, [30.0, 31.0, 32.0, 33.0], 900, 410.0),
+                "no-flow": _ablation_variant(0.5, [29.5, 30.4, 31.6, 32.5], 1400, 650.0),
+                "levels-0": _ablation_variant(1.05, [29.7, 31.2, 31.8, 33.1], 1100, 500.0)}
+    _write(run / "ablation_realistic.json", {"budget": budget, "variants": variants, "skipped": ["single-frame"]})
+    text = render_run(run, weights_json=ROOT / "vsarvo/weights/arvo_tiny.json", checkpoint=None)
+    section = text[text.index("## Ablation (reduced budget)"):]
+    assert "72 s of training per variant, so a cheaper variant takes more steps, batch 32, 96px crops" in section
+    assert "44 footage clips (60 % of each batch) and 128 procedural clips on cuda (NVIDIA H200), 2026-12-05 10:00 UTC" in section
+    assert "| no-flow | 250,000 | 1400 | 650.0 | +0.50 | 50.0 % | +0.25 | 28.50 | +0.50 |" in section
+    assert "- Flow alignment helped at this budget (full against no-flow: +0.50 dB per realistic clip" in section
+    assert ("- Correlation volume made no clear difference at this budget (full against levels-0: +0.05 dB per realistic "
+            "clip") in section and "It stays switchable: `--levels 0`." in section
+    assert "switchable: `--no-use-flow`" not in section and "second progressive stage" not in section.lower()
+    assert "Not run (the call's time ran out first): single-frame." in section
+    assert "```sh\npython -m vsarvo.training.ablate --budget 470 --test-clips 8" in section
+    assert max(len(line) for line in text.splitlines()) < 400
+    assert "| full | 28.75 | 0.9114 | 28.33 |" in section

@@ -17,7 +17,8 @@ from typing import Any
 
 from vsarvo.atomic import write_text_atomic
 
-__all__ = ["PARTS", "part_verdicts", "markdown", "write_outputs"]
+__all__ = ["PARTS", "SWITCHES", "part_verdicts", "budget_sentences", "variant_rows", "verdict_lines", "markdown",
+           "write_outputs"]
 
 # (part, the variant with it, the variant without it)
 PARTS = (
@@ -27,6 +28,8 @@ PARTS = (
     ("neighbouring frames (one stage)", "stages-1", "single-frame"),
     ("ARVo as a whole against one frame", "full", "single-frame"),
 )
+# The model flag that switches a part off (the parts without one are not switches of the model).
+SWITCHES = {"flow alignment": "--no-use-flow", "correlation volume": "--levels 0", "second progressive stage": "--stages 1"}
 
 
 def part_verdicts(variants: dict[str, Any]) -> list[dict[str, Any]]:
@@ -78,31 +81,33 @@ def verdict_lines(verdicts: list[dict[str, Any]]) -> list[str]:
             for v in verdicts]
 
 
-def _intro(b: dict[str, Any]) -> str:
-    """The budget the table was made with, in one paragraph."""
+def budget_sentences(b: dict[str, Any]) -> list[str]:
+    """The budget the table was made with, a sentence at a time."""
     if b.get("seconds_per_variant"):
-        budget = f"{b['seconds_per_variant']:.0f} s of training per variant (at most {b['steps']} steps)"
+        cap = f" (at most {b['steps']} steps)" if b["steps"] < 10**6 else ""
+        budget = f"{b['seconds_per_variant']:.0f} s of training per variant{cap}, so a cheaper variant takes more steps"
     else:
         budget = f"{b['steps']} steps"
     data = (f"{b['clips']} procedural training clips" if not b.get("footage_clips") else
             f"{b['footage_clips']} footage clips ({100 * b['footage_share']:.0f} % of each batch)"
             + (f" and {b['clips']} procedural clips" if b['footage_share'] < 1 else ""))
-    text = (f"Ablation at a reduced budget: {budget}, batch {b['batch_size']}, {b['crop']}px crops, {data}"
-            f"{' on ' + b['device'] if b.get('device') else ''}; held-out procedural test clips, border crop 4.")
+    where = f" on {b['device']}" + (f", {b['date']}" if b.get("date") else "") if b.get("device") else ""
+    sentences = [f"Ablation at a reduced budget: {budget}, batch {b['batch_size']}, {b['crop']}px crops, {data}{where};",
+                 "held-out procedural test clips, border crop 4."]
     if b.get("flow_pretrain_steps"):
-        text += (f" Variants with flow start from one flow net pretrained for {b['flow_pretrain_steps']} steps (held-out "
-                 f"end-point error {b['flow_epe']:.2f} px; no motion: {b['zero_flow_epe']:.2f} px), frozen.")
+        sentences.append(f"Variants with flow start from one flow net pretrained for {b['flow_pretrain_steps']} steps (held-out "
+                         f"end-point error {b['flow_epe']:.2f} px; no motion: {b['zero_flow_epe']:.2f} px), frozen.")
     if b.get("flow_from"):
-        text += (f" Variants with flow start from the flow net of {b['flow_from']} (held-out end-point error "
-                 f"{b['flow_epe']:.2f} px; no motion: {b['zero_flow_epe']:.2f} px), frozen.")
+        sentences.append(f"Variants with flow start from the flow net of {b['flow_from']} (held-out end-point error "
+                         f"{b['flow_epe']:.2f} px; no motion: {b['zero_flow_epe']:.2f} px), frozen.")
     if b.get("realistic_set"):
-        text += f" Realistic set: {b['realistic_set']}, the same interior frames for every variant."
-    return text
+        sentences.append(f"Realistic set: {b['realistic_set']}, the same interior frames for every variant.")
+    return sentences
 
 
 def markdown(results: dict[str, Any]) -> str:
     """``ablation.md``: the budget, the table, and the verdict on each part."""
-    lines = [_intro(results["budget"]), "", *variant_rows(results["variants"])]
+    lines = [" ".join(budget_sentences(results["budget"])), "", *variant_rows(results["variants"])]
     if results.get("parts"):
         lines += ["", "Does each part help on the realistic set at this budget?", "", *verdict_lines(results["parts"])]
     if results.get("skipped"):

@@ -4,7 +4,8 @@ Every figure in the card is read from a file a command wrote: the weights' JSON 
 hash, steps), the run's ``segments.jsonl`` (each training segment's steps, device, command and best
 validation), the last segment's ``train_config.json`` and ``history.json``, ``arvo eval``'s
 ``report.json`` (procedural held-out set) and ``eval_realistic.json`` (realistic held-out set), the
-real camera clip's ``real_clip.json``, the ablation's ``ablation.json`` and, when the flow net was
+real camera clip's ``real_clip.json``, the ablations' ``ablation.json`` (procedural clips, on a CPU) and
+``ablation_realistic.json`` (realistic set, on a GPU: ``training/gpu_ablation.sh``) and, when the flow net was
 retrained with ``vsarvo.training.flow_pretrain --report``, its ``flow_report.json``. The photo sources
 come from the catalogue (``vsarvo.training.data.photo_catalogue``) and its fixed split; their installed
 versions from ``photo_versions.json``, which this command writes from ``data/photos/manifest.json``
@@ -25,12 +26,15 @@ from typing import Any, Sequence
 
 from vsarvo.atomic import write_text_atomic
 
+from .ablation_table import SWITCHES, budget_sentences, part_verdicts, variant_rows
 from .segments import changed_settings, command_settings, read_segments, settings_of
 
 __all__ = ["render", "render_run", "main", "SHIPPED_RUN", "help_harm_sentence", "comparison_table"]
 
 # The run that produced the shipped weights: its logs, results and rolling checkpoint.
 SHIPPED_RUN = Path("runs/arvo_tiny")
+# The realistic ablation's result in a run folder (gpu_ablation.sh's ablation.json, copied there).
+ABLATION_REALISTIC = "ablation_realistic.json"
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -397,15 +401,76 @@ def results_section(rep: dict[str, Any], hist: dict[str, Any], validation: tuple
     return lines
 
 
-def ablation_section(abl: dict[str, Any], command: str) -> list[str]:
+# The device call that runs the realistic ablation (training/gpu_ablation.sh's header says what to carry and
+# how its result becomes the run's ablation_realistic.json).
+REALISTIC_ABLATION_CALL = ('run(command="bash training/gpu_ablation.sh", carry=["carry/ablation_footage", '
+                           '"carry/realistic_set.npz"], timeout_s=540)')
+
+
+def wrapped_command(command: str, width: int = 100) -> list[str]:
+    """A long shell command as a fenced block, cut between its words into lines of about ``width``."""
+    import shlex
+
+    lines, line = [], ""
+    for word in shlex.split(command):
+        word = shlex.quote(word)
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line + " \\")
+            line = "    " + word
+        else:
+            line = f"{line} {word}" if line else word
+    return ["```sh", *lines, line, "```"]
+
+
+def part_sentences(parts: list[dict[str, Any]]) -> list[str]:
+    """Whether each part helped at the ablation's budget, in plain words; a part that did not keeps its switch."""
+    lines = []
+    for p in parts:
+        said = {"helped": "helped", "harmed": "made the restoration worse",
+                "no clear difference": "made no clear difference"}[p["verdict"]]
+        line = (f"- {p['part'][0].upper() + p['part'][1:]} {said} at this budget ({p['with']} against {p['without']}: "
+                f"{p['difference_db']:+.2f} dB per realistic clip, standard error "
+                + (f"{p['se_db']:.2f} dB" if p.get("se_db") is not None else "unknown") + f", {p['clips']} clips).")
+        if p["verdict"] != "helped" and p["part"] in SWITCHES:
+            line += f" It stays switchable: `{SWITCHES[p['part']]}`."
+        lines.append(line)
+    return lines
+
+
+def realistic_ablation_lines(abl: dict[str, Any] | None) -> list[str]:
+    """The realistic-set ablation from its result file, or that it has not been run yet and how to run it."""
+    lines = ["", "### Realistic set, variants retrained on a GPU", ""]
+    if abl is None:
+        return lines + ["The realistic ablation has not yet been run on a GPU. The device call is "
+                        f"`{REALISTIC_ABLATION_CALL}` (`training/gpu_ablation.sh`'s header lists what it carries and how "
+                        "its `ablation.json` becomes this section)."]
+    b = abl["budget"]
+    lines += ["Each variant of the given architecture retrained from scratch and scored on the realistic held-out clips.",
+              *budget_sentences(b), f"Device call: `{REALISTIC_ABLATION_CALL}`; the command it ran:", "",
+              *wrapped_command(b["command"]), "", *variant_rows(abl["variants"])]
+    if abl.get("skipped"):
+        lines += ["", f"Not run (the call's time ran out first): {', '.join(abl['skipped'])}."]
+    parts = part_verdicts(abl["variants"])
+    if parts:
+        lines += ["", "Does each part earn its cost? (helped: better than the variant without it by more than twice "
+                  "the standard error of the per-clip differences)", "", *part_sentences(parts)]
+    return lines
+
+
+def ablation_section(abl: dict[str, Any] | None, command: str, realistic: dict[str, Any] | None) -> list[str]:
+    """The Ablation section: the realistic-set ablation (or how to run it), then the procedural one when recorded."""
+    lines = ["", "## Ablation (reduced budget)", *realistic_ablation_lines(realistic)]
+    if abl is None:
+        return lines
     b = abl["budget"]
     intro = (f"Each variant retrained from scratch for {b['steps']} steps (batch {b['batch_size']}, "
              f"{b['crop']} px crops, {b['clips']} clips), scored on held-out procedural clips.")
     if b.get("flow_pretrain_steps"):
         intro += (f" The variants with flow start from one flow net pretrained for {b['flow_pretrain_steps']} "
                   f"steps (held-out end-point error {b['flow_epe']:.2f} px; no motion: {b['zero_flow_epe']:.2f} px), frozen.")
-    lines = ["", "## Ablation (reduced budget)", "", intro + " At this budget the numbers rank the variants only roughly.",
-             f"Command: `{command}`", "", "| variant | PSNR (dB) | SSIM | blurry input PSNR |", "|---|---|---|---|"]
+    lines += ["", "### Procedural clips, variants retrained on the CPU", "",
+              intro + " At this budget the numbers rank the variants only roughly.",
+              f"Command: `{command}`", "", "| variant | PSNR (dB) | SSIM | blurry input PSNR |", "|---|---|---|---|"]
     for name, r in abl["variants"].items():
         lines.append(f"| {name} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['input_psnr']:.2f} |")
     return lines
@@ -507,8 +572,11 @@ def reproduce_section(segments: list[dict[str, Any]], meta: dict[str, Any], comm
 def render(*, weights_json: Path, train_config: Path, history: Path, report: Path, segments: Path,
            ablation: Path | None, commands: dict[str, str], validation: tuple[str, int] = ("validation windows", 0),
            flow: Path | None = None, realistic: Path | None = None, real_clip: Path | None = None,
-           versions: dict[str, str] | None = None, card_dir: Path | None = None) -> str:
-    """The model card's Markdown from the measured files; images are linked relative to ``card_dir``."""
+           versions: dict[str, str] | None = None, card_dir: Path | None = None,
+           ablation_realistic: Path | None = None) -> str:
+    """The model card's Markdown from the measured files; images are linked relative to ``card_dir``. With
+    ``ablation_realistic`` (a path, present or not) the card has an Ablation section that renders that
+    file or says the realistic ablation has not been run yet."""
     meta, cfg, hist, rep = _load(weights_json), _load(train_config), _load(history), _load(report)
     records = read_segments(segments)
     flow_report = _load(flow) if flow is not None and flow.is_file() else None
@@ -523,8 +591,11 @@ def render(*, weights_json: Path, train_config: Path, history: Path, report: Pat
     lines += results_section(rep, hist, validation, meta, commands, images.get("procedural"))
     if real is not None:
         lines += realistic_lines(rep, real, clip, images, commands)
-    if ablation is not None and ablation.is_file():
-        lines += ablation_section(_load(ablation), commands["ablation"])
+    procedural_ablation = _load(ablation) if ablation is not None and ablation.is_file() else None
+    if procedural_ablation is not None or ablation_realistic is not None:
+        found = ablation_realistic is not None and ablation_realistic.is_file()
+        realistic_ablation = _load(ablation_realistic) if found else None
+        lines += ablation_section(procedural_ablation, commands.get("ablation", ""), realistic_ablation)
     lines += limits_section(meta, cfg, records, real) + reproduce_section(records, meta, commands)
     return "\n".join(lines)
 
@@ -535,7 +606,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--weights-json", type=Path, default=Path("vsarvo/weights/arvo_tiny.json"))
     p.add_argument("--run", type=Path, default=SHIPPED_RUN,
                    help="folder with segments.jsonl, train_config.json, history.json, report.json, commands.json "
-                        "(and ablation.json, flow_report.json, eval_realistic.json, real_clip.json)")
+                        "(and ablation.json, ablation_realistic.json, flow_report.json, eval_realistic.json, real_clip.json)")
     p.add_argument("--checkpoint", type=Path, default=SHIPPED_RUN / "rolling.pt",
                    help="the run's training checkpoint: which validation set its scores are on")
     p.add_argument("--photos", type=Path, default=Path("data/photos"),
@@ -558,7 +629,8 @@ def render_run(run: Path, *, weights_json: Path, checkpoint: Path | None, card_d
                   report=run / "report.json", segments=run / "segments.jsonl", ablation=run / "ablation.json",
                   commands=_load(run / "commands.json"), validation=validation_of(checkpoint),
                   flow=run / "flow_report.json", realistic=run / "eval_realistic.json",
-                  real_clip=run / "real_clip.json", versions=photo_versions(run), card_dir=card_dir)
+                  real_clip=run / "real_clip.json", versions=photo_versions(run), card_dir=card_dir,
+                  ablation_realistic=run / ABLATION_REALISTIC)
 
 
 if __name__ == "__main__":
