@@ -39,7 +39,8 @@ from typing import Any, Sequence
 
 from vsarvo.atomic import atomic_path, write_text_atomic
 
-__all__ = ["PART_BYTES", "BUNDLED", "config_from_checkpoint", "bundle", "join", "run_segment", "main"]
+__all__ = ["PART_BYTES", "BUNDLED", "config_from_checkpoint", "bundle", "unpack", "join", "start_renderer",
+           "wait_for_shard", "mix_in_footage", "data_record", "run_segment", "main"]
 
 PART_BYTES = 15 * 2**20
 BUNDLED = ("checkpoint.pt", "arvo.safetensors", "best.safetensors", "history.json", "train_config.json")
@@ -59,12 +60,12 @@ def config_from_checkpoint(path: Path, **overrides: Any) -> Any:
     return TrainConfig(model=ARVoConfig.from_dict(saved["model"]), **settings)
 
 
-def bundle(run_dir: Path, out: Path, part_bytes: int = PART_BYTES) -> dict[str, Any]:
-    """Tars ``run_dir``'s BUNDLED files (those present) and cuts the tar into ``out/run.tar.NNN`` parts."""
+def bundle(run_dir: Path, out: Path, part_bytes: int = PART_BYTES, names: Sequence[str] = BUNDLED) -> dict[str, Any]:
+    """Tars ``run_dir``'s files ``names`` (those present) and cuts the tar into ``out/run.tar.NNN`` parts."""
     with tempfile.TemporaryDirectory() as tmp:
         tar_path = Path(tmp) / "run.tar"
         with tarfile.open(tar_path, "w") as tar:
-            for name in BUNDLED:
+            for name in names:
                 if (run_dir / name).is_file():
                     tar.add(run_dir / name, arcname=name)
         data = tar_path.read_bytes()
@@ -80,18 +81,7 @@ def bundle(run_dir: Path, out: Path, part_bytes: int = PART_BYTES) -> dict[str, 
 def join(folder: Path, into: Path, run: Path | None = None) -> dict[str, Any]:
     """Re-joins a segment's parts from ``folder`` into ``into`` (see the module's docstring)."""
     record = json.loads((folder / "segment.json").read_text())
-    missing = [p for p in record["bundle_parts"] if not (folder / p).is_file()]
-    if missing:
-        raise ValueError(f"{folder} lacks the parts {missing}: fetch every file the device call returned")
-    data = b"".join((folder / p).read_bytes() for p in record["bundle_parts"])
-    if hashlib.sha256(data).hexdigest() != record["bundle_sha256"]:
-        raise ValueError(f"the parts in {folder} do not join into the bundle segment.json names (SHA-256 differs)")
-    into.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        tar_path = Path(tmp) / "run.tar"
-        tar_path.write_bytes(data)
-        with tarfile.open(tar_path) as tar:
-            tar.extractall(into, filter="data")
+    unpack(folder, record, into)
     if run is not None:
         from .segments import append_segment
 
@@ -101,7 +91,24 @@ def join(folder: Path, into: Path, run: Path | None = None) -> dict[str, Any]:
     return record
 
 
-def _start_renderer(args: argparse.Namespace, folder: Path, cfg: Any) -> subprocess.Popen[bytes]:
+def unpack(folder: Path, record: dict[str, Any], into: Path) -> None:
+    """Joins the parts ``record`` (what :func:`bundle` returned) names in ``folder``, checks their SHA-256
+    and unpacks the tar into ``into``."""
+    missing = [p for p in record["bundle_parts"] if not (folder / p).is_file()]
+    if missing:
+        raise ValueError(f"{folder} lacks the parts {missing}: fetch every file the device call returned")
+    data = b"".join((folder / p).read_bytes() for p in record["bundle_parts"])
+    if hashlib.sha256(data).hexdigest() != record["bundle_sha256"]:
+        raise ValueError(f"the parts in {folder} do not join into the bundle its record names (SHA-256 differs)")
+    into.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        tar_path = Path(tmp) / "run.tar"
+        tar_path.write_bytes(data)
+        with tarfile.open(tar_path) as tar:
+            tar.extractall(into, filter="data")
+
+
+def start_renderer(args: argparse.Namespace, folder: Path, cfg: Any) -> subprocess.Popen[bytes]:
     """Renders the training shards in the background, in ``args.render_workers`` processes."""
     command = [sys.executable, "-m", "vsarvo.training.shards", "--out", str(folder), "--clips", str(args.clips),
                "--frames", str(cfg.procedural_frames), "--size", str(cfg.procedural_size), "--seed", str(cfg.seed),
@@ -120,7 +127,7 @@ def _command(args: argparse.Namespace) -> str:
     return shlex.join(words)
 
 
-def _mix_in_footage(trainer: Any, folder: str, share: float) -> Any:
+def mix_in_footage(trainer: Any, folder: str, share: float) -> Any:
     """Makes ``trainer`` draw a ``share`` of each batch from the footage shards in ``folder``."""
     from .shards import MixedShardBank, ShardBank
 
@@ -129,7 +136,7 @@ def _mix_in_footage(trainer: Any, folder: str, share: float) -> Any:
     return trainer.dataset
 
 
-def _data_record(dataset: Any) -> dict[str, Any]:
+def data_record(dataset: Any) -> dict[str, Any]:
     """The segment record's account of its training data: clips held and, when mixed, samples drawn."""
     if not hasattr(dataset, "drawn"):
         return {"shard_clips": dataset.clips}
@@ -137,7 +144,7 @@ def _data_record(dataset: Any) -> dict[str, Any]:
             "footage_share": dataset.share, "footage_samples": dataset.drawn[0], "procedural_samples": dataset.drawn[1]}
 
 
-def _wait_for_shard(folder: Path, renderer: subprocess.Popen[bytes], timeout: float = 300.0) -> None:
+def wait_for_shard(folder: Path, renderer: subprocess.Popen[bytes], timeout: float = 300.0) -> None:
     from .shards import SHARD_GLOB
 
     deadline = time.time() + timeout
@@ -183,15 +190,15 @@ def _train_and_write(args: argparse.Namespace, cfg: Any, work: Path, start: floa
     out, resume = Path(args.out), Path(args.resume)
     shard_dir = Path(args.shards) if args.shards else work / "shards"
     cfg = dataclasses.replace(cfg, out_dir=str(work / "run"), shards=str(shard_dir))
-    renderer = None if args.shards else _start_renderer(args, shard_dir, cfg)
+    renderer = None if args.shards else start_renderer(args, shard_dir, cfg)
     try:
         if renderer is not None:
-            _wait_for_shard(shard_dir, renderer)
+            wait_for_shard(shard_dir, renderer)
         trainer = Trainer(cfg, command=_command(args))
         trainer.load_checkpoint(resume)
         measured = _measure(trainer)
         if args.carried_shards:
-            _mix_in_footage(trainer, args.carried_shards, args.footage_share)
+            mix_in_footage(trainer, args.carried_shards, args.footage_share)
         trainer.cfg.time_limit = max(1.0, args.budget - (time.time() - start) - args.reserve)
         log(f"resumed at step {trainer.step_index}; training for {trainer.cfg.time_limit:.0f} s "
             f"(setup took {time.time() - start:.0f} s)")
@@ -204,7 +211,7 @@ def _train_and_write(args: argparse.Namespace, cfg: Any, work: Path, start: floa
 
     record = read_segments(trainer.out_dir / "segments.jsonl")[-1]
     record.update(device_report(trainer.device, measured["flops"], record["samples_per_s"], measured["rate"]))
-    record.update(_data_record(trainer.dataset), setup_s=round(time.time() - start, 1))
+    record.update(data_record(trainer.dataset), setup_s=round(time.time() - start, 1))
     out.mkdir(parents=True, exist_ok=True)
     record.update(bundle(trainer.out_dir, out))
     if (trainer.out_dir / "curves.png").is_file():

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Capacity chosen by measurement, in one device call: `tiny` (runs/arvo_tiny/rolling.pt as it is) and
+# `wide` (the same checkpoint grown function-preservingly to recon_width 32: reconstruction widths 32-64-128
+# instead of 16-32-64, 4.62 M parameters, 18.5 MB of fp32 weights, under the 25 MB a second shipped
+# weights file may have; recon_width 48 would be 35.8 MB, and the feature and flow widths cannot grow
+# without changing what the model computes) train in turns for equal GPU seconds from one shard bank
+# and are scored on the carried realistic set at 4 points (vsarvo.training.capacity's docstring).
+#
+# The device call:
+#
+#   run(command="bash training/gpu_capacity.sh", carry=["carry/capacity_footage", "carry/realistic_set.npz"],
+#       timeout_s=540)
+#
+# Both carried paths are git-ignored (/carry/); make them here first (the footage shards are smaller than
+# gpu_segment's 22 MiB so that tree + footage + realistic set stay under 60 MiB):
+#   python -m vsarvo.training.realistic_eval save --photos data/photos --out carry/realistic_set.npz
+#   rm -rf carry/capacity_footage && python -m vsarvo.training.shards footage --photos data/photos \
+#       --out carry/capacity_footage --max-mb 12 --workers 2
+# The script prints the size of what travelled and refuses to train when it is over 60 MiB or when the
+# realistic set is missing. What comes back is 5 files: capacity.json, capacity.png, capacity_log.txt and
+# run.tar.000..001 (one tar of tiny.safetensors, wide.safetensors and their sidecars, about 26.5 MB).
+# CAPACITY_BUDGET (default 480 s) ends the python side; `timeout` ends it 25 s later at the latest.
+#
+# Afterwards, here, with FILES_AT the folder the reply names:
+#   python -m vsarvo.training.capacity report FILES_AT --out runs/capacity
+# (checks the files, measures CPU ms per 540p frame here, writes runs/capacity/capacity.json, capacity.md,
+# capacity.png and winner.safetensors + winner.json).
+#
+# CAPACITY_RESUME, CAPACITY_REALISTIC and CAPACITY_FOOTAGE name the inputs (the defaults above); extra
+# arguments go to `capacity device` (e.g. --grow recon_width=24, --batch-size 64, --device cpu for a rehearsal).
+# PYTHON picks the interpreter (default python3).
+set -uo pipefail
+
+out="${OUT:-runs/gpu_capacity}"
+budget="${CAPACITY_BUDGET:-480}"
+python="${PYTHON:-python3}"
+resume="${CAPACITY_RESUME:-runs/arvo_tiny/rolling.pt}"
+realistic="${CAPACITY_REALISTIC:-carry/realistic_set.npz}"
+footage="${CAPACITY_FOOTAGE:-carry/capacity_footage}"
+mkdir -p "$out"
+log="$out/capacity_log.txt"
+
+if [ ! -f "$realistic" ]; then
+    echo "gpu_capacity.sh: no realistic set at $realistic: write it with" \
+         "'python -m vsarvo.training.realistic_eval save --photos data/photos --out $realistic' and carry it" | tee "$log" >&2
+    exit 2
+fi
+
+# The device image has torch but not this package: map the checkout's folders in as vsarvo, as setup.py does.
+pkg="$(mktemp -d)"
+mkdir -p "$pkg/vsarvo"
+for entry in vsarvo/*; do ln -s "$PWD/$entry" "$pkg/vsarvo/"; done
+ln -s "$PWD/training" "$pkg/vsarvo/training"
+ln -s "$PWD/export" "$pkg/vsarvo/export"
+export PYTHONPATH="$pkg${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONUNBUFFERED=1
+
+mix=()
+if [ -d "$footage" ]; then mix=(--carried-shards "$footage" --crop 96); fi
+
+# What a device call carries: tracked and untracked-not-ignored files (git's view, where git and .git
+# are there; else everything but .git) plus the carried paths. The call's limit is 64 MiB.
+if command -v git >/dev/null && [ -d .git ]; then
+    tree_bytes=$(git ls-files -co --exclude-standard -z | du -cb --files0-from=- 2>/dev/null | awk 'END {print $1}')
+else
+    tree_bytes=$(du -sb --exclude=.git . | awk '{print $1}')
+fi
+carried_bytes=$(du -cb "$realistic" ${mix[@]:+"$footage"} | awk 'END {print $1}')
+if ! { command -v git >/dev/null && [ -d .git ]; }; then tree_bytes=$((tree_bytes - carried_bytes)); fi
+total_mib=$(( (tree_bytes + carried_bytes) / 1048576 ))
+echo "gpu_capacity.sh: tree $((tree_bytes / 1048576)) MiB + carried $((carried_bytes / 1048576)) MiB = $total_mib MiB" \
+    | tee "$log"
+if [ "$total_mib" -gt "${CAPACITY_MAX_MIB:-60}" ]; then
+    echo "gpu_capacity.sh: $total_mib MiB is over ${CAPACITY_MAX_MIB:-60} MiB: render the footage shards with a smaller --max-mb" >&2
+    rm -rf "$pkg"
+    exit 2
+fi
+
+{ nvidia-smi --query-gpu=name,memory.total,clocks.sm --format=csv 2>/dev/null || true; } >>"$log"
+timeout -k 10 $((${budget%.*} + 25)) "$python" -m vsarvo.training.capacity device \
+    --resume "$resume" --realistic "$realistic" --out "$out" --budget "$budget" "${mix[@]}" "$@" 2>&1 | tee -a "$log"
+status=$?
+rm -rf "$pkg"
+exit $status
