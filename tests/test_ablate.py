@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from vsarvo.training.ablate import main
 
 SMALL = ["--channels", "8", "--encoder-width", "4", "--recon-width", "8", "--recon-blocks", "1", "--flow-width", "0.1"]
@@ -70,6 +72,19 @@ def test_tiny_realistic_ablation_trains_from_shards_and_scores_every_variant_on_
     assert "| variant | params | steps | samples/s | realistic gain (dB) | frames worse | mild gain (dB) |" in table
     assert "Does each part help on the realistic set at this budget?" in table
     assert (tmp_path / "work" / "full" / "arvo.safetensors").is_file() and not (out / "full").exists()
+    assert not (tmp_path / "work" / "full" / "curves.png").exists()  # no plotting library needed on the device
+
+
+def test_a_gpu_is_named_with_its_index_as_the_trainer_selects_it():
+    import argparse
+
+    import torch
+
+    from vsarvo.training.ablate import _device
+
+    assert _device(argparse.Namespace(device="cuda")) == torch.device("cuda", 0)
+    assert _device(argparse.Namespace(device="cuda:1")) == torch.device("cuda", 1)
+    assert _device(argparse.Namespace(device="cpu")) == torch.device("cpu")
 
 
 def test_a_budget_too_small_for_the_variants_is_refused_with_the_fix(tmp_path, capsys):
@@ -134,11 +149,12 @@ def _script(tmp_path, footage, realistic, *extra, **env):
                           text=True, timeout=600)
 
 
-TINY_CALL = [*SMALL[:-2], "--flow-width", "0.25", "--variants", "full", "single-frame", "--steps", "2", "--batch-size",
+TINY_CALL = [*SMALL, "--flow-pretrain-steps", "1", "--variants", "full", "single-frame", "--steps", "2", "--batch-size",
              "2", "--crop", "64", "--clips", "2", "--frames", "5", "--size", "64", "--render-workers", "1",
              "--test-clips", "1", "--test-frames", "5", "--test-size", "64", "--score-reserve", "5", "--threads", "1"]
 
 
+@pytest.mark.slow
 def test_the_device_script_runs_the_tiny_ablation_on_the_cpu_and_leaves_three_files(tmp_path):
     from vsarvo.training.shards import write_shards
 
@@ -150,7 +166,7 @@ def test_the_device_script_runs_the_tiny_ablation_on_the_cpu_and_leaves_three_fi
     assert sorted(p.name for p in out.iterdir()) == ["ablation.json", "ablation.md", "ablation_log.txt"]
     results = json.loads((out / "ablation.json").read_text())
     assert list(results["variants"]) == ["full", "single-frame"]
-    assert results["budget"]["flow_from"] == "vsarvo/weights/arvo_tiny.safetensors" and results["budget"]["budget_s"] == 200
+    assert results["budget"]["flow_pretrain_steps"] == 1 and results["budget"]["budget_s"] == 200
     assert [v["realistic"]["frames"] for v in results["variants"].values()] == [3, 3]
     log = (out / "ablation_log.txt").read_text()
     assert "gpu_ablation.sh: tree " in log and "realistic set " in log and "gpu_ablation.sh: exit 0 after" in log
@@ -173,3 +189,16 @@ def test_the_device_call_in_the_script_is_the_one_the_model_card_names():
 
     header = (Path(__file__).resolve().parents[1] / "training/gpu_ablation.sh").read_text()
     assert f"#   {REALISTIC_ABLATION_CALL}\n" in header
+
+
+@pytest.mark.slow
+def test_flow_pairs_rendered_in_worker_processes_train_the_same_flow_net():
+    import torch
+
+    from vsarvo.training.ablate import pretrained_flow_net
+
+    nets = [pretrained_flow_net(2, lr=4e-4, seed=5, width=0.1, device=torch.device("cpu"), workers=w) for w in (1, 2)]
+    one, two = (net.state_dict() for net in nets)
+    assert all(torch.equal(one[k], two[k]) for k in one)
+    other = pretrained_flow_net(2, lr=4e-4, seed=6, width=0.1, device=torch.device("cpu")).state_dict()
+    assert any(not torch.equal(one[k], other[k]) for k in one)

@@ -31,26 +31,33 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import json
 import shlex
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 
+from vsarvo.atomic import write_text_atomic
 from vsarvo.model import ARVoConfig
 from vsarvo.model.flow import PWCNet
+from vsarvo.weights import load_model, save_model
 
 from .ablation_table import write_outputs
 from .config import TrainConfig
 from .data.rendered import RenderedClips
 from .eval import Video, evaluate, procedural_test_set
-from .flow_pretrain import end_point_error, fit_flow, held_out_pairs
+from .flow_pretrain import PAIR_MIX, end_point_error, fit_flow, held_out_pairs, render_pairs
 from .loop import Trainer, device_name, log
 from .train import add_model_arguments, model_config_from_args
 
-__all__ = ["VARIANTS", "SingleFrame", "SingleFrameBank", "ReferenceOnly", "variant_config", "trimmed", "run", "main"]
+__all__ = ["VARIANTS", "SingleFrame", "SingleFrameBank", "ReferenceOnly", "AblationTrainer", "variant_config", "trimmed",
+           "pretrained_flow_net", "run", "main"]
 
 VARIANTS = ("full", "stages-1", "levels-0", "no-flow", "single-frame")
 
@@ -124,9 +131,18 @@ def trimmed(videos: list[Video], frames: int) -> list[Video]:
 
 
 def _device(args: argparse.Namespace) -> torch.device:
-    if args.device:
-        return torch.device(args.device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """``--device``, else the first GPU, else the CPU; a GPU always with its index (the trainer selects it)."""
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    return torch.device("cuda", 0) if device.type == "cuda" and device.index is None else device
+
+
+class AblationTrainer(Trainer):
+    """A trainer whose outputs are the weights and the history only: the ablation's table is its result,
+    and no curves means no plotting library on the device."""
+
+    def write_outputs(self) -> None:
+        save_model(self.model, self.out_dir / "arvo.safetensors", extra={"train_steps": self.step_index})
+        write_text_atomic(self.out_dir / "history.json", json.dumps(self.history))
 
 
 def training_data(args: argparse.Namespace, window: int, root: Path, device: torch.device) -> tuple[Any, dict[str, Any]]:
@@ -149,11 +165,34 @@ def training_data(args: argparse.Namespace, window: int, root: Path, device: tor
     return MixedShardBank(footage, procedural, args.footage_share), record
 
 
+FLOW_BATCH, FLOW_SIZE = 8, 128  # the flow pretraining's pairs per step and their edge
+
+
+def _flow_batch(job: tuple[int, int]) -> Any:
+    """Flow pretraining batch ``i`` of ``seed``: the pairs fit_flow would render itself for that step."""
+    seed, i = job
+    return render_pairs(np.random.default_rng([seed, i, 77]), FLOW_BATCH, FLOW_SIZE, mix=PAIR_MIX)
+
+
+def pretrained_flow_net(steps: int, *, lr: float, seed: int, width: float, device: torch.device,
+                        workers: int = 1) -> PWCNet:
+    """A flow net trained ``steps`` steps on synthetic pairs with known flow. With ``workers`` > 1 the pairs
+    are rendered first in that many processes (the same pairs), so a GPU does not wait for one CPU core."""
+    torch.manual_seed(seed)
+    flow_net = PWCNet(width=width).to(device)
+    batches = None
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+            rendered = list(pool.map(_flow_batch, [(seed, i) for i in range(steps)], chunksize=max(1, steps // (4 * workers))))
+        batches = rendered.__getitem__
+    fit_flow(flow_net, steps, lr=lr, batch=FLOW_BATCH, size=FLOW_SIZE, seed=seed, log_every=max(1, steps // 5),
+             batches=batches)
+    return flow_net
+
+
 def shared_flow(args: argparse.Namespace, base: ARVoConfig, device: torch.device) -> tuple[dict | None, dict[str, Any]]:
     """The flow net every variant with flow starts from (None: each its own random one) and its record."""
     if args.flow_from:
-        from vsarvo.weights import load_model
-
         flow_net = load_model(args.flow_from).stage.flow
         if flow_net is None:
             raise ValueError(f"--flow-from {args.flow_from} holds a model without flow: give weights with a flow net")
@@ -163,10 +202,8 @@ def shared_flow(args: argparse.Namespace, base: ARVoConfig, device: torch.device
                              f"{base.flow_width}: give that file's flow width")
         record: dict[str, Any] = {"flow_from": str(args.flow_from)}
     elif args.flow_pretrain_steps:
-        torch.manual_seed(args.seed)
-        flow_net = PWCNet(width=base.flow_width).to(device)
-        fit_flow(flow_net, args.flow_pretrain_steps, lr=args.flow_lr, seed=args.seed,
-                 log_every=max(1, args.flow_pretrain_steps // 5))
+        flow_net = pretrained_flow_net(args.flow_pretrain_steps, lr=args.flow_lr, seed=args.seed, width=base.flow_width,
+                                       device=device, workers=args.render_workers)
         record = {"flow_pretrain_steps": args.flow_pretrain_steps}
     else:
         return None, {}
@@ -224,7 +261,7 @@ def train_variant(args: argparse.Namespace, config: ARVoConfig, dataset: Any, fl
                       checkpoint_every=args.steps, validate_every=10 ** 9, log_every=args.log_every or max(1, args.steps // 5),
                       freeze_flow_steps=args.steps if flow_state is not None else 0, time_limit=seconds,
                       device=str(device), precision=args.precision, compile=args.compile, threads=args.threads)
-    trainer = Trainer(cfg, dataset=dataset, val_dataset=None,
+    trainer = AblationTrainer(cfg, dataset=dataset, val_dataset=None,
                       command=f"python -m vsarvo.training.ablate (variant {run_dir.name})")
     if flow_state is not None and trainer.model.stage.flow is not None:
         trainer.model.stage.flow.load_state_dict(flow_state)
@@ -329,7 +366,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--footage-shards", help="footage shards to train from (python -m vsarvo.training.shards footage)")
     p.add_argument("--footage-share", type=float, default=0.6,
                    help="share of each batch from --footage-shards, the rest from --clips procedural clips")
-    p.add_argument("--render-workers", type=int, default=1, help="processes rendering the procedural shards")
+    p.add_argument("--render-workers", type=int, default=1,
+                   help="processes rendering the procedural shards and the flow pretraining's pairs")
     p.add_argument("--realistic-set", help="saved realistic set to score on (python -m vsarvo.training.realistic_eval save)")
     p.add_argument("--test-clips", type=int, default=4)
     p.add_argument("--test-frames", type=int, default=8)

@@ -2,8 +2,8 @@
 # The realistic ablation in one device call: the five variants (full, stages-1, levels-0, no-flow,
 # single-frame) of the shipped architecture (--preset tiny) each trained from scratch for an equal share
 # of the call's time on the GPU (bf16 autocast, channels-last; footage shards and procedural shards held
-# on the GPU as ShardBanks), variants with flow starting from the shipped weights' flow net, frozen; each
-# scored on the carried saved realistic set (the same interior frames for every variant) and on held-out
+# on the GPU as ShardBanks), variants with flow starting from one flow net pretrained first on synthetic
+# pairs with known flow (the pairs rendered by the machine's other cores), frozen; each scored on the carried saved realistic set (the same interior frames for every variant) and on held-out
 # procedural clips. vsarvo.training.ablate's docstring says what it does, ablation_table how it judges.
 #
 # The device call:
@@ -86,7 +86,7 @@ started=$(date +%s)
 timeout -k 10 $((${budget%.*} + 40)) "$python" -m vsarvo.training.ablate --preset tiny --out "$out" --work "$work" \
     --budget "$budget" --score-reserve 15 --steps 1000000 --log-every 200 --batch-size 32 --crop 96 --lr 5e-4 \
     --footage-shards "$footage" --footage-share 0.6 --clips 128 --frames 7 --size 128 --render-workers 14 \
-    --realistic-set "$realistic" --flow-from vsarvo/weights/arvo_tiny.safetensors \
+    --realistic-set "$realistic" --flow-pretrain-steps 300 \
     --test-clips 8 --test-frames 8 --test-size 160 "$@" 2>&1 | tee -a "$log"
 status=$?
 echo "gpu_ablation.sh: exit $status after $(( $(date +%s) - started )) s" | tee -a "$log"
