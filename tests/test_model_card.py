@@ -247,7 +247,7 @@ def test_card_says_the_realistic_ablation_has_not_run_and_gives_the_device_call(
     text = render_run(_shipped_run_copy(tmp_path), weights_json=ROOT / "vsarvo/weights/arvo_tiny.json", checkpoint=None)
     section = text[text.index("## Ablation (reduced budget)"):]
     assert f"The realistic ablation has not yet been run on a GPU. The device call is `{REALISTIC_ABLATION_CALL}`" in section
-    assert "### Procedural clips, variants retrained on the CPU" in section and "| full | 28.75 | 0.9114 | 28.33 |" in section
+    assert "### Procedural clips (variants retrained on the CPU)" in section and "| full | 28.75 | 0.9114 | 28.33 |" in section
     assert "helped" not in section
 
 
@@ -257,13 +257,14 @@ def test_card_renders_the_realistic_ablation_and_judges_each_part(tmp_path: Path
               "footage_clips": 44, "footage_share": 0.6, "device": "cuda (NVIDIA H200)", "date": "2026-12-05 10:00 UTC",
               "command": "python -m vsarvo.training.ablate --budget 470 " + " ".join(["--test-clips 8"] * 30),
               "flow_from": "vsarvo/weights/arvo_tiny.safetensors", "flow_epe": 1.5, "zero_flow_epe": 5.3,
-              "realistic_set": "18 clips of 7 frames at 160 px (realistic_set.npz)"}
+              "realistic_set": "18 clips of 7 frames at 160 px (realistic_set.npz)", "base_config": {"channels": 16, "levels": 3}}
     variants = {"full": _ablation_variant(1.0, [30.0, 31.0, 32.0, 33.0], 900, 410.0),
                 "no-flow": _ablation_variant(0.5, [29.5, 30.4, 31.6, 32.5], 1400, 650.0),
                 "levels-0": _ablation_variant(1.05, [29.7, 31.2, 31.8, 33.1], 1100, 500.0)}
     _write(run / "ablation_realistic.json", {"budget": budget, "variants": variants, "skipped": ["single-frame"]})
     text = render_run(run, weights_json=ROOT / "vsarvo/weights/arvo_tiny.json", checkpoint=None)
     section = text[text.index("## Ablation (reduced budget)"):]
+    assert "scored on the realistic held-out clips; the full model: channels 16, levels 3." in section
     assert "72 s of training per variant, so a cheaper variant takes more steps, batch 32, 96px crops" in section
     assert "44 footage clips (60 % of each batch) and 128 procedural clips on cuda (NVIDIA H200), 2026-12-05 10:00 UTC" in section
     assert "| no-flow | 250,000 | 1400 | 650.0 | +0.50 | 50.0 % | +0.25 | 28.50 | +0.50 |" in section

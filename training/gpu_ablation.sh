@@ -22,7 +22,10 @@
 # carry/ablation_footage 11.7 MiB (44 clips of 5 frames at 128 px, rendered in 51 s), carry/realistic_set.npz
 # 12.9 MiB (18 clips of 7 frames at 160 px): 59.0 MiB. What comes back: 3 files under $OUT, tens of KB
 # (20 KB in the CPU tiny mode): ablation.json, ablation.md and ablation_log.txt (no weights: the card
-# needs none).
+# needs none). Rehearsed here on the CPU with these carried files (`OUT=/tmp/x PYTHON=.venv/bin/python
+# GPU_ABLATION_BUDGET=400 bash training/gpu_ablation.sh --variants full stages-1 single-frame --steps 1
+# --batch-size 2 --clips 4 --render-workers 2 --flow-pretrain-steps 2 --test-clips 1 --score-reserve 60
+# --threads 2`): exit 0 after 124 s, 3 files of 20 KB.
 #
 # Time: GPU_ABLATION_BUDGET (default 470 s) runs from the python side's start (after its imports) to the
 # last table; ablate.py gives each variant an equal share of what the set-up leaves, less --score-reserve

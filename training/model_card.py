@@ -439,13 +439,15 @@ def part_sentences(parts: list[dict[str, Any]]) -> list[str]:
 
 def realistic_ablation_lines(abl: dict[str, Any] | None) -> list[str]:
     """The realistic-set ablation from its result file, or that it has not been run yet and how to run it."""
-    lines = ["", "### Realistic set, variants retrained on a GPU", ""]
+    lines = ["", "### Realistic set", ""]
     if abl is None:
         return lines + ["The realistic ablation has not yet been run on a GPU. The device call is "
                         f"`{REALISTIC_ABLATION_CALL}` (`training/gpu_ablation.sh`'s header lists what it carries and how "
                         "its `ablation.json` becomes this section)."]
     b = abl["budget"]
-    lines += ["Each variant of the given architecture retrained from scratch and scored on the realistic held-out clips.",
+    base = b.get("base_config") or {}
+    lines += ["Each variant retrained from scratch and scored on the realistic held-out clips"
+              + (f"; the full model: {', '.join(f'{k} {v}' for k, v in base.items())}." if base else "."),
               *budget_sentences(b), f"Device call: `{REALISTIC_ABLATION_CALL}`; the command it ran:", "",
               *wrapped_command(b["command"]), "", *variant_rows(abl["variants"])]
     if abl.get("skipped"):
@@ -468,7 +470,7 @@ def ablation_section(abl: dict[str, Any] | None, command: str, realistic: dict[s
     if b.get("flow_pretrain_steps"):
         intro += (f" The variants with flow start from one flow net pretrained for {b['flow_pretrain_steps']} "
                   f"steps (held-out end-point error {b['flow_epe']:.2f} px; no motion: {b['zero_flow_epe']:.2f} px), frozen.")
-    lines += ["", "### Procedural clips, variants retrained on the CPU", "",
+    lines += ["", "### Procedural clips (variants retrained on the CPU)", "",
               intro + " At this budget the numbers rank the variants only roughly.",
               f"Command: `{command}`", "", "| variant | PSNR (dB) | SSIM | blurry input PSNR |", "|---|---|---|---|"]
     for name, r in abl["variants"].items():
