@@ -17,11 +17,12 @@ import torch
 from vsarvo.model import ARVoConfig
 from vsarvo.model.arvo import ARVo
 from vsarvo.training import capacity, gpu_segment
+from vsarvo.training.checkpoint import read_checkpoint
 from vsarvo.training.config import TrainConfig
 from vsarvo.training.eval import Video
 from vsarvo.training.loop import Trainer
 from vsarvo.training.realistic_eval import RealisticSet, save_realistic_set
-from vsarvo.training.shards import write_shard, write_shards
+from vsarvo.training.shards import ShardBank, write_shard, write_shards
 from vsarvo.weights import load_model, save_model
 
 MODEL = ARVoConfig.tiny(channels=8, encoder_width=4, recon_width=8, recon_blocks=1, flow_width=0.1, disc_width=4)
@@ -222,3 +223,46 @@ def test_the_device_script_rehearses_on_the_cpu_and_reports_what_travelled(tmp_p
     env["CAPACITY_REALISTIC"] = str(tmp_path / "absent.npz")
     missing = subprocess.run(["bash", "training/gpu_capacity.sh"], cwd=REPO, env=env, capture_output=True, text=True)
     assert missing.returncode == 2 and "no realistic set at" in missing.stderr
+
+
+def test_winner_checkpoint_continues_the_wide_weights_with_fresh_moments(tmp_path, one_thread):
+    base = _checkpoint(tmp_path)
+    torch.manual_seed(5)
+    wide = ARVo(dataclasses.replace(MODEL, recon_width=16))
+    save_model(wide, tmp_path / "wide.safetensors")
+    assert capacity.main(["checkpoint", "--resume", str(base), "--weights", str(tmp_path / "wide.safetensors"),
+                          "--out", str(tmp_path / "wide.pt")]) == 0
+    state = read_checkpoint(tmp_path / "wide.pt")
+    assert state["step"] == 1 and state["opt"]["state"] == {} and state["opt_d"]["state"] == {}
+    assert all(torch.equal(state["model"][k], v) for k, v in wide.state_dict().items())
+    trainer = Trainer(TrainConfig(model=wide.config, out_dir=str(tmp_path / "run_wide"), batch_size=1, crop=64,
+                                  adv_weight=0.0, steps=3),
+                      dataset=ShardBank(tmp_path / "seed_shards", window=5, crop=64), val_dataset=None)
+    trainer.load_checkpoint(tmp_path / "wide.pt")
+    trainer.step()
+    assert trainer.step_index == 2 and len(trainer.opt.state) == len(list(trainer.model.parameters()))
+    save_model(ARVo(dataclasses.replace(MODEL, channels=16)), tmp_path / "other.safetensors")
+    assert capacity.main(["checkpoint", "--resume", str(base), "--weights", str(tmp_path / "other.safetensors"),
+                          "--out", str(tmp_path / "other.pt")]) == 2
+    assert not (tmp_path / "other.pt").exists()
+
+
+@pytest.mark.slow
+def test_a_slim_gpu_segment_returns_the_checkpoint_without_moments(tmp_path, one_thread):
+    ckpt = _checkpoint(tmp_path)
+    out = tmp_path / "OUT"
+    code = gpu_segment.main(["run", "--resume", str(ckpt), "--out", str(out), "--budget", "1", "--reserve", "0",
+                             "--batch-size", "2", "--crop", "64", "--precision", "bf16", "--no-compile", "--slim",
+                             "--device", "cpu", "--clips", "2", "--render-workers", "1", "--per-shard", "1",
+                             "--work", str(tmp_path)])
+    assert code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["curves.png", "run.tar.000", "segment.json"]
+    record = json.loads((out / "segment.json").read_text())
+    assert "--slim" in record["command"]
+    run = tmp_path / "installed"
+    run.mkdir()
+    gpu_segment.join(out, tmp_path / "joined", run)
+    joined = sorted(p.name for p in (tmp_path / "joined").iterdir())
+    assert joined[:2] == ["checkpoint.pt", "history.json"] and not any(n.endswith(".safetensors") for n in joined)
+    state = read_checkpoint(run / "rolling.pt")
+    assert state["step"] == record["end"] > 1 and state["opt"]["state"] == {}

@@ -28,11 +28,14 @@ and writes ``capacity.json``, ``capacity.md`` (the table) and the winner's ``win
 its sidecar) under ``--out``. The winner is the candidate with the higher realistic gain at the last
 point both reached (equal GPU seconds); the margin comes with its standard error over the scored frames.
 
-A full training checkpoint of the wide model (weights, two Adam moments, history) is about four times its
-weights and would not fit a later call's 64 MiB beside the tree, so only weights come back. A later
-segment continues the wide model from them with fresh optimiser moments: grow the rolling checkpoint with
-``python -m vsarvo.training.grow --checkpoint runs/arvo_tiny/rolling.pt --recon-width 32 --out wide.pt``,
-load ``winner.safetensors`` into that checkpoint's ``model`` and drop its ``opt`` entry, on the device.
+A full training checkpoint of the wide model (weights and two Adam moments) and its weight files would
+not fit what a later call returns, so only weights come back, and a later segment continues the winner
+from them with fresh optimiser moments:
+``python -m vsarvo.training.capacity checkpoint --resume runs/arvo_tiny/rolling.pt --weights
+runs/capacity/winner.safetensors --out runs/arvo_wide/rolling.pt`` grows the rolling checkpoint to the
+winner's config (step count, history and discriminator carry over), puts the winner's weights in and
+empties the optimisers' moments (``gpu_segment.slim_checkpoint``); ``gpu_segment run --resume
+runs/arvo_wide/rolling.pt --slim`` then trains it and returns such a slim checkpoint again.
 """
 from __future__ import annotations
 
@@ -54,8 +57,9 @@ import torch
 
 from vsarvo.atomic import atomic_path, write_text_atomic
 
-__all__ = ["MAX_WEIGHT_BYTES", "check_limits", "parse_grow", "candidate_configs", "weight_bytes", "run_capacity", "read_returned",
-           "cpu_ms_per_frame", "decide", "markdown_table", "report", "main"]
+__all__ = ["MAX_WEIGHT_BYTES", "check_limits", "parse_grow", "candidate_configs", "weight_bytes", "winner_checkpoint",
+           "run_capacity", "plot_capacity", "read_returned", "cpu_ms_per_frame", "decide", "markdown_table", "report",
+           "main"]
 
 #: The largest fp32 weight file a candidate may have (the size a second shipped weights file may reach).
 MAX_WEIGHT_BYTES = 25_000_000
@@ -87,7 +91,8 @@ def weight_bytes(config: Any) -> int:
 
 
 def candidate_configs(base: Any, changes: dict[str, int | bool], max_bytes: int = MAX_WEIGHT_BYTES) -> dict[str, Any]:
-    """``{"tiny": base, "wide": base grown by changes}``; refuses a wide model whose fp32 weights exceed ``max_bytes``."""
+    """``{"tiny": base, "wide": base grown by changes}``; refuses a wide model whose fp32 weights exceed
+    ``max_bytes``."""
     from .grow import grow_config
 
     wide = grow_config(base, **changes)
@@ -98,6 +103,38 @@ def candidate_configs(base: Any, changes: dict[str, int | bool], max_bytes: int 
         raise ValueError(f"the grown model's fp32 weights are {size / 1e6:.1f} MB, over {max_bytes / 1e6:.0f} MB: "
                          "grow it less")
     return {"tiny": base, "wide": wide}
+
+
+def _growth(base: Any, grown: Any) -> dict[str, Any]:
+    """The fields in which ``grown`` differs from ``base`` (grow_config's keyword arguments)."""
+    return {f.name: getattr(grown, f.name) for f in dataclasses.fields(grown)
+            if getattr(grown, f.name) != getattr(base, f.name)}
+
+
+def winner_checkpoint(base: Path, weights: Path, out: Path) -> Any:
+    """The checkpoint a later segment continues the winner from: ``base`` (the rolling checkpoint both
+    candidates started from) grown to the weights' config, the weights as its model, and the optimisers'
+    moments empty (a wide model's full checkpoint would not travel); returns the model config."""
+    from vsarvo.model import ARVoConfig
+    from vsarvo.weights import WeightsError, load_model
+
+    from .checkpoint import read_checkpoint, write_checkpoint
+    from .gpu_segment import slim_checkpoint
+    from .grow import grow_checkpoint
+
+    try:
+        model = load_model(weights)
+    except WeightsError as error:
+        raise ValueError(str(error)) from None
+    state = read_checkpoint(base)
+    changes = _growth(ARVoConfig.from_dict(json.loads(state["config"])["model"]), model.config)
+    if changes:
+        grow_checkpoint(base, out, **changes)
+        state = read_checkpoint(out)
+    state["model"] = model.state_dict()
+    write_checkpoint(state, out)
+    slim_checkpoint(out)
+    return model.config
 
 
 # -- the device side ---------------------------------------------------------------------------------
@@ -123,10 +160,8 @@ def _trainers(args: argparse.Namespace, cfg: Any, configs: dict[str, Any], bank:
     for name, model_config in configs.items():
         checkpoint = Path(args.resume)
         if model_config != cfg.model:
-            changes = {f.name: getattr(model_config, f.name) for f in dataclasses.fields(model_config)
-                       if getattr(model_config, f.name) != getattr(cfg.model, f.name)}
             checkpoint = work / f"{name}.pt"
-            grow_checkpoint(args.resume, checkpoint, **changes)
+            grow_checkpoint(args.resume, checkpoint, **_growth(cfg.model, model_config))
         run_cfg = dataclasses.replace(cfg, model=model_config, out_dir=str(work / name))
         trainer = Trainer(run_cfg, dataset=bank, val_dataset=None, command=None)
         trainer.load_checkpoint(checkpoint)
@@ -151,7 +186,8 @@ def _gpu_seconds(trainer: Any, warmup: int) -> float:
     return float(sum(trainer.step_seconds[warmup:]))
 
 
-def _point(trainer: Any, scored: dict[str, Any], warmup: int, first_step: int, target: float, start: float) -> dict[str, Any]:
+def _point(trainer: Any, scored: dict[str, Any], warmup: int, first_step: int, target: float,
+           start: float) -> dict[str, Any]:
     keep = ("gain_db", "frames_worse", "mild_gain_db", "model_psnr")
     return {"target_s": round(target, 3), "gpu_s": round(_gpu_seconds(trainer, warmup), 3),
             "steps": trainer.step_index - first_step, "wall_s": round(time.time() - start, 1),
@@ -161,14 +197,16 @@ def _point(trainer: Any, scored: dict[str, Any], warmup: int, first_step: int, t
 def _candidate_record(name: str, trainer: Any, warmup: int) -> dict[str, Any]:
     device = trainer.device
     throughput = trainer.throughput(warmup=warmup)
-    return {"name": name, "config": trainer.cfg.model.to_dict(), "params": sum(p.numel() for p in trainer.model.parameters()),
+    return {"name": name, "config": trainer.cfg.model.to_dict(),
+            "params": sum(p.numel() for p in trainer.model.parameters()),
             "weight_bytes": weight_bytes(trainer.cfg.model), "samples_per_s": throughput["samples_per_s"],
             "precision": throughput["precision"], "compiled": throughput["compiled"],
             "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else device.type, "points": []}
 
 
 def _write(out: Path, record: dict[str, Any], trainers: dict[str, Any], work: Path) -> None:
-    """Every returned file but the log: the weights' bundle, the curves, and the record (last, with the bundle's SHA-256)."""
+    """Every returned file but the log: the weights' bundle, the curves, and the record (last, with the
+    bundle's SHA-256)."""
     from vsarvo.weights import save_model
 
     from .gpu_segment import PART_BYTES, bundle
@@ -241,7 +279,8 @@ def _compare(args: argparse.Namespace, trainers: dict[str, Any], realistic: tupl
                 trainer.timed_step()
             scored = _score(trainer, *realistic)
             candidate = record["candidates"][name]
-            candidate.update({key: v for key, v in _candidate_record(name, trainer, args.warmup).items() if key != "points"})
+            now = _candidate_record(name, trainer, args.warmup)
+            candidate.update({key: v for key, v in now.items() if key != "points"})
             candidate["points"].append(_point(trainer, scored, args.warmup, first[name], k * chunk, start))
             candidate["frame_psnr"], record["input_psnr"] = scored["frame_psnr"], scored["input_psnr"]
             log(f"{name}: {candidate['points'][-1]}")
@@ -252,13 +291,16 @@ def _compare(args: argparse.Namespace, trainers: dict[str, Any], realistic: tupl
 
 def run_capacity(args: argparse.Namespace) -> dict[str, Any]:
     """Set up both candidates and compare them, writing ``args.out`` as the comparison goes."""
+    from .eval import Video
     from .gpu_segment import config_from_checkpoint, start_renderer, wait_for_shard
+    from .loop import pick_device
     from .realistic_eval import load_realistic_set
 
     start = time.time()
-    cfg = config_from_checkpoint(Path(args.resume), batch_size=args.batch_size, crop=args.crop, precision=args.precision,
-                                 compile=args.compile, amp=True, device=args.device, steps=10**9,
-                                 checkpoint_every=10**9, render_workers=0)
+    # Checked before anything is rendered or written.
+    cfg = config_from_checkpoint(Path(args.resume), batch_size=args.batch_size, crop=args.crop,
+                                 precision=args.precision, compile=args.compile, amp=True, device=args.device,
+                                 steps=10**9, checkpoint_every=10**9, render_workers=0)
     configs = candidate_configs(cfg.model, parse_grow(args.grow), args.max_weight_bytes)
     videos, records, spec = load_realistic_set(args.realistic)
     work = Path(tempfile.mkdtemp(prefix="arvo-capacity-", dir=args.work))
@@ -267,16 +309,13 @@ def run_capacity(args: argparse.Namespace) -> dict[str, Any]:
     try:
         if renderer is not None:
             wait_for_shard(shard_dir, renderer)
-        from .loop import pick_device
-
         device = pick_device(cfg)
         trainers = _trainers(args, cfg, configs, _shared_bank(args, shard_dir, cfg, device), work)
-        from .eval import Video
-
         on_device = [Video(v.name, v.blur.to(device), v.sharp.to(device)) for v in videos]
         record = {"arguments": vars(args), "resumed_step": next(iter(trainers.values())).step_index,
-                  "realistic_set": dataclasses.asdict(spec), "realistic_clips": len(videos), "warmup_steps": args.warmup,
-                  "batch_size": cfg.batch_size, "crop": cfg.crop, "lr": cfg.lr, "start_scores": {}, "candidates": {}}
+                  "realistic_set": dataclasses.asdict(spec), "realistic_clips": len(videos),
+                  "warmup_steps": args.warmup, "batch_size": cfg.batch_size, "crop": cfg.crop, "lr": cfg.lr,
+                  "precision": cfg.precision, "start_scores": {}, "candidates": {}}
         _compare(args, trainers, (on_device, records, spec), record, start, work)
         return record
     finally:
@@ -294,7 +333,8 @@ def plot_capacity(record: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    keys = (("gain_db", "realistic gain (dB)"), ("mild_gain_db", "mild-blur gain (dB)"), ("frames_worse", "frames made worse"))
+    keys = (("gain_db", "realistic gain (dB)"), ("mild_gain_db", "mild-blur gain (dB)"),
+            ("frames_worse", "frames made worse"))
     for name, candidate in record["candidates"].items():
         start = record["start_scores"][name]
         points = [dict(start, gpu_s=0.0)] + candidate["points"]
@@ -314,7 +354,8 @@ def plot_capacity(record: dict[str, Any], path: Path) -> None:
 
 
 def read_returned(folder: Path, into: Path) -> dict[str, Any]:
-    """The returned record, its weights unpacked into ``into`` and checked; a clear error for anything missing or damaged."""
+    """The returned record, its weights unpacked into ``into`` and checked; a clear error for anything
+    missing or damaged."""
     from .gpu_segment import unpack
 
     path = folder / RECORD
@@ -366,20 +407,24 @@ def markdown_table(record: dict[str, Any]) -> str:
     """The comparison as a markdown table and the verdict, every figure from ``record``."""
     verdict, cpu = record["decision"], record["cpu"]
     k, target = verdict["point"], verdict["target_s"]
-    lines = [f"| candidate | params | weights (MB) | GPU samples/s | gain at start (dB) | gain at {target:.0f} GPU-s (dB) "
-             f"| frames worse | mild gain (dB) | CPU ms per {cpu['height']}p frame |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [f"| candidate | params | weights (MB) | GPU samples/s | gain at start (dB) | gain at {target:.0f} GPU-s "
+             f"(dB) | frames worse | mild gain (dB) | CPU ms per {cpu['height']}p frame |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, c in record["candidates"].items():
         p, mild = c["points"][k], c["points"][k]["mild_gain_db"]
-        lines.append(f"| {name} | {c['params'] / 1e6:.2f} M | {c['weights_file_bytes'] / 1e6:.1f} | {c['samples_per_s']:.0f} | "
-                     f"{record['start_scores'][name]['gain_db']:+.3f} | {p['gain_db']:+.3f} | {100 * p['frames_worse']:.1f} % | "
-                     f"{'n/a' if mild is None else f'{mild:+.3f}'} | {cpu['ms_per_frame'][name]:.0f} |")
+        cells = [name, f"{c['params'] / 1e6:.2f} M", f"{c['weights_file_bytes'] / 1e6:.1f}",
+                 f"{c['samples_per_s']:.0f}",
+                 f"{record['start_scores'][name]['gain_db']:+.3f}", f"{p['gain_db']:+.3f}",
+                 f"{100 * p['frames_worse']:.1f} %", "n/a" if mild is None else f"{mild:+.3f}",
+                 f"{cpu['ms_per_frame'][name]:.0f}"]
+        lines.append("| " + " | ".join(cells) + " |")
     se = verdict["margin_se_db"]
     gpu = next(iter(record["candidates"].values()))["gpu"]
-    lines += ["", f"Winner: **{verdict['winner']}**, {verdict['margin_db']:+.3f} dB realistic gain over {verdict['runner_up']} "
-              f"at {target:.0f} GPU-s each" + (f" (standard error {se:.3f} dB over {verdict['frames']} frames)" if se else "")
-              + f". GPU: {gpu}, batch {record['batch_size']}, crop {record['crop']}, resumed at step {record['resumed_step']}; "
-              f"CPU times measured here with {cpu['threads']} threads ({cpu['width']}x{cpu['height']}, fp32, "
-              f"median of {cpu['repeats']})."]
+    error = f" (standard error {se:.3f} dB over {verdict['frames']} frames)" if se else ""
+    lines += ["", f"Winner: **{verdict['winner']}**, {verdict['margin_db']:+.3f} dB realistic gain over "
+              f"{verdict['runner_up']} at {target:.0f} GPU-s each{error}. GPU: {gpu}, batch {record['batch_size']}, "
+              f"crop {record['crop']}, resumed at step {record['resumed_step']}; CPU times measured here with "
+              f"{cpu['threads']} threads ({cpu['width']}x{cpu['height']}, fp32, median of {cpu['repeats']})."]
     return "\n".join(lines) + "\n"
 
 
@@ -398,7 +443,8 @@ def report(folder: Path, out: Path, *, width: int = 960, height: int = 540, repe
             except WeightsError as error:
                 raise ValueError(f"the returned weights of {name} cannot be used: {error}") from None
             if models[name].config != ARVoConfig.from_dict(candidate["config"]):
-                raise ValueError(f"the returned weights of {name} are not the config {RECORD} names: fetch the files again")
+                raise ValueError(f"the returned weights of {name} are not the config {RECORD} names: "
+                                 "fetch the files again")
             candidate["weights_file_bytes"] = weights.stat().st_size
         record["cpu"] = {"width": width, "height": height, "repeats": repeats, "threads": torch.get_num_threads(),
                          "ms_per_frame": {name: round(cpu_ms_per_frame(m, width, height, repeats), 1)
@@ -450,6 +496,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, help="where capacity.json, capacity.md and winner.safetensors go")
     r.add_argument("--cpu-size", default="960x540", help="WIDTHxHEIGHT of the CPU timing")
     r.add_argument("--cpu-repeats", type=int, default=3)
+    c = sub.add_parser("checkpoint", help="the checkpoint a later segment continues the winner from")
+    c.add_argument("--resume", required=True, help="the rolling checkpoint both candidates started from")
+    c.add_argument("--weights", required=True, help="the winner's weights (report's winner.safetensors)")
+    c.add_argument("--out", required=True, help="where the checkpoint goes, e.g. runs/arvo_wide/rolling.pt")
     return p
 
 
@@ -474,8 +524,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             width, _, height = args.cpu_size.partition("x")
             if not (width.isdigit() and height.isdigit()):
                 raise ValueError(f"--cpu-size {args.cpu_size}: give WIDTHxHEIGHT, e.g. 960x540")
-            done = report(Path(args.folder), Path(args.out), width=int(width), height=int(height), repeats=args.cpu_repeats)
+            done = report(Path(args.folder), Path(args.out), width=int(width), height=int(height),
+                          repeats=args.cpu_repeats)
             print(markdown_table(done), end="")
+            return 0
+        if args.action == "checkpoint":
+            config = winner_checkpoint(Path(args.resume), Path(args.weights), Path(args.out))
+            print(f"wrote {args.out} ({config.to_dict()}); continue it with gpu_segment run --resume {args.out} --slim",
+                  file=sys.stderr)
             return 0
         _check_device_args(args)
         record = run_capacity(args)

@@ -15,16 +15,24 @@
 # gpu_segment's 22 MiB so that tree + footage + realistic set stay under 60 MiB):
 #   python -m vsarvo.training.realistic_eval save --photos data/photos --out carry/realistic_set.npz
 #   rm -rf carry/capacity_footage && python -m vsarvo.training.shards footage --photos data/photos \
-#       --out carry/capacity_footage --max-mb 12 --workers 2
-# The script prints the size of what travelled and refuses to train when it is over 60 MiB or when the
-# realistic set is missing. What comes back is 5 files: capacity.json, capacity.png, capacity_log.txt and
-# run.tar.000..001 (one tar of tiny.safetensors, wide.safetensors and their sidecars, about 26.5 MB).
-# CAPACITY_BUDGET (default 480 s) ends the python side; `timeout` ends it 25 s later at the latest.
+#       --out carry/capacity_footage --max-mb 11 --workers 2
+# Sizes (measured 2026-12-04): tree 36.1 MB (34.4 MiB) + realistic set 13.5 MB (18 clips x 7 frames at
+# 160 px) + footage shards 11.1 MB (41 clips) = 57 MiB, which the script prints; it refuses to train when
+# that is over 60 MiB or the realistic set is missing. What comes back is 5 files, about 27 MB:
+# capacity.json, capacity.png, capacity_log.txt and run.tar.000..001 (one tar of tiny.safetensors 7.9 MB,
+# wide.safetensors 18.5 MB and their sidecars). CAPACITY_BUDGET (default 480 s) ends the python side;
+# `timeout` ends it 25 s later at the latest, inside the call's 540 s.
 #
 # Afterwards, here, with FILES_AT the folder the reply names:
 #   python -m vsarvo.training.capacity report FILES_AT --out runs/capacity
 # (checks the files, measures CPU ms per 540p frame here, writes runs/capacity/capacity.json, capacity.md,
-# capacity.png and winner.safetensors + winner.json).
+# capacity.png and winner.safetensors + winner.json). When wide wins, a later segment continues it with
+#   python -m vsarvo.training.capacity checkpoint --resume runs/arvo_tiny/rolling.pt \
+#       --weights runs/capacity/winner.safetensors --out runs/arvo_wide/rolling.pt
+#   run(command="bash training/gpu_segment.sh --resume runs/arvo_wide/rolling.pt --slim", ...)
+# (a slim checkpoint: no optimiser moments, 22.1 MB for the wide model; beside the 24 MB tiny rolling.pt
+# it leaves about 4 MiB for footage shards under 60 MiB, so carry a smaller footage folder or take the
+# tiny rolling.pt out of the tree).
 #
 # CAPACITY_RESUME, CAPACITY_REALISTIC and CAPACITY_FOOTAGE name the inputs (the defaults above); extra
 # arguments go to `capacity device` (e.g. --grow recon_width=24, --batch-size 64, --device cpu for a rehearsal).

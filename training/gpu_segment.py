@@ -14,7 +14,9 @@ and leaves at most 8 files under ``--out``, each under 16 MiB (the device tool's
   measured bf16 rate, the step's FLOPs and their fraction of that rate, the bundle's parts and SHA-256);
 - ``curves.png``: the run's loss and validation curves;
 - ``run.tar.000``, ``run.tar.001``, ...: one tar of checkpoint.pt, arvo.safetensors, best.safetensors,
-  history.json and train_config.json, cut into parts below 15 MiB.
+  history.json and train_config.json, cut into parts below 15 MiB; with ``--slim`` only checkpoint.pt,
+  without the optimisers' moments (the next segment starts them afresh), history.json and
+  train_config.json, for a model whose full bundle would not fit (``vsarvo.training.capacity``'s wide one).
 
 ``python -m vsarvo.training.gpu_segment join FOLDER --into DIR [--run runs/arvo_tiny]`` re-joins the
 parts, checks their SHA-256 against segment.json, unpacks the tar into DIR and, with ``--run``, makes
@@ -39,11 +41,13 @@ from typing import Any, Sequence
 
 from vsarvo.atomic import atomic_path, write_text_atomic
 
-__all__ = ["PART_BYTES", "BUNDLED", "config_from_checkpoint", "bundle", "unpack", "join", "start_renderer",
-           "wait_for_shard", "mix_in_footage", "data_record", "run_segment", "main"]
+__all__ = ["PART_BYTES", "BUNDLED", "SLIM_BUNDLED", "config_from_checkpoint", "slim_checkpoint", "bundle", "unpack",
+           "join", "start_renderer", "wait_for_shard", "mix_in_footage", "data_record", "run_segment", "main"]
 
 PART_BYTES = 15 * 2**20
 BUNDLED = ("checkpoint.pt", "arvo.safetensors", "best.safetensors", "history.json", "train_config.json")
+#: What ``--slim`` returns: the checkpoint (its weights are the model's) without the optimisers' moments.
+SLIM_BUNDLED = ("checkpoint.pt", "history.json", "train_config.json")
 
 
 def config_from_checkpoint(path: Path, **overrides: Any) -> Any:
@@ -58,6 +62,17 @@ def config_from_checkpoint(path: Path, **overrides: Any) -> Any:
     settings = {k: v for k, v in saved.items() if k in known}
     settings.update({k: v for k, v in overrides.items() if v is not None})
     return TrainConfig(model=ARVoConfig.from_dict(saved["model"]), **settings)
+
+
+def slim_checkpoint(path: Path) -> None:
+    """Rewrites the checkpoint at ``path`` with empty optimiser states (their parameter groups kept), about a
+    third of a wide model's checkpoint; resuming it starts Adam's moments afresh."""
+    from .checkpoint import read_checkpoint, write_checkpoint
+
+    state = read_checkpoint(path)
+    for key in ("opt", "opt_d"):
+        state[key] = {"state": {}, "param_groups": state[key]["param_groups"]}
+    write_checkpoint(state, path)
 
 
 def bundle(run_dir: Path, out: Path, part_bytes: int = PART_BYTES, names: Sequence[str] = BUNDLED) -> dict[str, Any]:
@@ -124,6 +139,8 @@ def _command(args: argparse.Namespace) -> str:
     words += ["--shards", args.shards] if args.shards else ["--clips", str(args.clips)]
     if args.carried_shards:
         words += ["--carried-shards", args.carried_shards, "--footage-share", str(args.footage_share)]
+    if args.slim:
+        words += ["--slim"]
     return shlex.join(words)
 
 
@@ -213,7 +230,9 @@ def _train_and_write(args: argparse.Namespace, cfg: Any, work: Path, start: floa
     record.update(device_report(trainer.device, measured["flops"], record["samples_per_s"], measured["rate"]))
     record.update(data_record(trainer.dataset), setup_s=round(time.time() - start, 1))
     out.mkdir(parents=True, exist_ok=True)
-    record.update(bundle(trainer.out_dir, out))
+    if args.slim:
+        slim_checkpoint(trainer.out_dir / "checkpoint.pt")
+    record.update(bundle(trainer.out_dir, out, names=SLIM_BUNDLED if args.slim else BUNDLED))
     if (trainer.out_dir / "curves.png").is_file():
         shutil.copyfile(trainer.out_dir / "curves.png", out / "curves.png")
     write_text_atomic(out / "segment.json", json.dumps(record, indent=1, sort_keys=True))
@@ -241,6 +260,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--render-workers", type=int, default=14)
     r.add_argument("--per-shard", type=int, default=16)
     r.add_argument("--work", help="folder for the run's scratch files (default: the system's temp folder)")
+    r.add_argument("--slim", action="store_true",
+                   help="return the checkpoint without the optimisers' moments (the next segment starts them afresh) "
+                        "and no separate weight files: for a model whose full bundle would not fit what a call returns")
     j = sub.add_parser("join", help="re-join a segment's returned files")
     j.add_argument("folder", help="the folder holding segment.json and run.tar.NNN")
     j.add_argument("--into", required=True, help="folder the bundle is unpacked into")
