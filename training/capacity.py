@@ -44,6 +44,7 @@ import contextlib
 import dataclasses
 import io
 import json
+import os
 import shutil
 import signal
 import sys
@@ -238,7 +239,7 @@ def _chunk_seconds(left: float, points: int, per_point_s: float, candidates: int
     """The training seconds per candidate and point that fit ``left`` seconds (5 % kept for the steps' overheads)."""
     chunk = (left / points - per_point_s) / candidates / 1.05
     if chunk <= 0:
-        raise ValueError(f"{left:.0f} s are left after the setup, too few for {points} points that each take "
+        raise ValueError(f"{left:.0f} s are left after the setup, too few for --points {points} that each take "
                          f"{per_point_s:.1f} s to score and write: give a larger --budget or fewer --points")
     return chunk
 
@@ -420,11 +421,12 @@ def markdown_table(record: dict[str, Any]) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     se = verdict["margin_se_db"]
     gpu = next(iter(record["candidates"].values()))["gpu"]
-    error = f" (standard error {se:.3f} dB over {verdict['frames']} frames)" if se else ""
+    error = f" (standard error {se:.3f} dB over {verdict['frames']} frames)" if se is not None else ""
     lines += ["", f"Winner: **{verdict['winner']}**, {verdict['margin_db']:+.3f} dB realistic gain over "
               f"{verdict['runner_up']} at {target:.0f} GPU-s each{error}. GPU: {gpu}, batch {record['batch_size']}, "
               f"crop {record['crop']}, resumed at step {record['resumed_step']}; CPU times measured here with "
-              f"{cpu['threads']} threads ({cpu['width']}x{cpu['height']}, fp32, median of {cpu['repeats']})."]
+              f"{cpu['threads']} threads ({cpu['width']}x{cpu['height']}, fp32, median of {cpu['repeats']}, load average "
+              f"{cpu['load_average_before']} before)."]
     return "\n".join(lines) + "\n"
 
 
@@ -446,7 +448,9 @@ def report(folder: Path, out: Path, *, width: int = 960, height: int = 540, repe
                 raise ValueError(f"the returned weights of {name} are not the config {RECORD} names: "
                                  "fetch the files again")
             candidate["weights_file_bytes"] = weights.stat().st_size
+        # The load average says whether other work shared the cores while the times were taken.
         record["cpu"] = {"width": width, "height": height, "repeats": repeats, "threads": torch.get_num_threads(),
+                         "load_average_before": round(os.getloadavg()[0], 2),
                          "ms_per_frame": {name: round(cpu_ms_per_frame(m, width, height, repeats), 1)
                                           for name, m in models.items()}}
         record["decision"] = decide(record)
