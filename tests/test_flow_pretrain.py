@@ -96,3 +96,61 @@ def test_command_refuses_a_missing_checkpoint(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--checkpoint", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "x.pt")])
     assert "no checkpoint" in capsys.readouterr().err
+
+
+# --- the flow net of a weights file, and the trainer's watch on it ----------------------------------
+
+
+def test_measure_scores_a_weights_files_flow_net_and_names_its_file(tmp_path):
+    import json
+
+    from vsarvo.digest import file_sha256
+    from vsarvo.model import ARVo
+    from vsarvo.training.flow_pretrain import held_out_pairs
+    from vsarvo.weights import save_model
+
+    torch.manual_seed(0)
+    model = ARVo(MODEL)
+    weights = save_model(model, tmp_path / "w.safetensors")
+    report = tmp_path / "flow.json"
+    assert main(["--measure", str(weights), "--report", str(report), "--threads", "1"]) == 0
+    measured = json.loads(report.read_text())
+    pairs = held_out_pairs(32)
+    assert measured["sha256"] == file_sha256(weights)
+    assert measured["zero_flow_epe"] == pytest.approx(end_point_error(None, pairs))
+    assert measured["epe"] == pytest.approx(end_point_error(model.stage.flow, pairs), rel=1e-5)
+    assert measured["epe"] != pytest.approx(measured["zero_flow_epe"])
+
+
+def test_measure_refuses_a_model_without_flow_and_a_missing_file(tmp_path, capsys):
+    import dataclasses
+
+    from vsarvo.model import ARVo
+    from vsarvo.weights import save_model
+
+    weights = save_model(ARVo(dataclasses.replace(MODEL, use_flow=False)), tmp_path / "noflow.safetensors")
+    with pytest.raises(SystemExit):
+        main(["--measure", str(weights)])
+    assert "has no flow net" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--measure", str(tmp_path / "missing.safetensors")])
+    assert "no such weights file" in capsys.readouterr().err
+
+
+def test_validation_watches_the_flow_net_and_says_when_it_no_longer_aligns(tmp_path, capsys):
+    clips = RenderedClips(clips=1, frames=5, size=72, window=5, crop=64, seed=3, cache=tmp_path / "clips.pt")
+    trainer = Trainer(TrainConfig(model=MODEL, out_dir=str(tmp_path), crop=64, batch_size=2, steps=1),
+                      dataset=clips, val_dataset=clips)
+    trainer._validate_and_keep_best()
+    first = capsys.readouterr().err
+    (step, epe), = trainer.history["val_flow_epe"]
+    assert step == 0 and f"flow net end-point error {epe:.2f} px" in first
+    # A flow net that predicts a large constant motion is worse than predicting none.
+    with torch.no_grad():
+        last = [m for m in trainer.model.stage.flow.modules() if isinstance(m, nn.Conv2d)][-1]
+        last.weight.zero_()
+        last.bias.fill_(3.0)
+    trainer._validate_and_keep_best()
+    second = capsys.readouterr().err
+    assert trainer.history["val_flow_epe"][-1][1] > trainer._zero_flow_epe
+    assert "it no longer aligns the neighbours" in second and "flow_pretrain --fresh" in second

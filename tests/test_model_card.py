@@ -276,3 +276,24 @@ def test_card_renders_the_realistic_ablation_and_judges_each_part(tmp_path: Path
     assert "```sh\npython -m vsarvo.training.ablate --budget 470 --test-clips 8" in section
     assert max(len(line) for line in text.splitlines()) < 400
     assert "| full | 28.75 | 0.9114 | 28.33 |" in section
+
+
+def test_card_says_when_the_shipped_files_flow_net_no_longer_aligns() -> None:
+    from vsarvo.training.model_card import limits_section, shipped_flow_lines
+
+    meta = {"sha256": "f00"}
+    pretrained = {"epe_after": 1.82}
+    drifted = {"sha256": "f00", "pairs": 32, "epe": 31.2, "zero_flow_epe": 5.32}
+    lines = shipped_flow_lines(drifted, meta, "measure", pretrained)
+    assert "end-point error 31.20 px on 32 held-out pairs, against 5.32 px" in lines[0]
+    assert "it does not align the neighbours" in lines[0] and "it was at 1.82 px" in lines[0]
+    aligned = {**drifted, "epe": 1.9}
+    assert "does not align" not in shipped_flow_lines(aligned, meta, "measure", pretrained)[0]
+    stale = shipped_flow_lines({**drifted, "sha256": "beef"}, meta, "measure")
+    assert "of another weights file" in stale[0] and "31.20" not in stale[0]
+    assert shipped_flow_lines(None, meta, "measure") == []
+    cfg = {"procedural_clips": 1}
+    limits = "\n".join(limits_section(meta, cfg, [], None, drifted))
+    assert "does not align the neighbours" in limits
+    assert "does not align" not in "\n".join(limits_section(meta, cfg, [], None, aligned))
+    assert "does not align" not in "\n".join(limits_section(meta, cfg, [], None, {**drifted, "sha256": "beef"}))

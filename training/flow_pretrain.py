@@ -156,10 +156,30 @@ def refine_checkpoint(checkpoint: str | Path, out: str | Path, *, steps: int, lr
     return report
 
 
+def measure_weights(weights: str | Path, *, held_out: int = 32, size: int = 128) -> dict[str, Any]:
+    """The held-out end-point error of a weights file's flow net, next to predicting no motion.
+
+    A flow net that trains jointly with the restorer and no flow supervision can drift into something that
+    no longer aligns (an error above the no-motion one); this is how the model card checks the shipped file.
+    """
+    from vsarvo.digest import file_sha256
+    from vsarvo.weights import load_model
+
+    model = load_model(weights)
+    if model.stage.flow is None:
+        raise ValueError(f"{weights} has no flow net (use_flow is off)")
+    pairs = held_out_pairs(held_out, size=size)
+    return {"weights": Path(weights).name, "sha256": file_sha256(weights), "pairs": held_out, "size": size,
+            "zero_flow_epe": end_point_error(None, pairs), "epe": end_point_error(model.stage.flow, pairs)}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True, help="training checkpoint (.pt) whose flow net to retrain")
-    parser.add_argument("--out", required=True, help="where to write the checkpoint with the retrained flow net")
+    parser.add_argument("--measure", metavar="WEIGHTS",
+                        help="only score the flow net of a .safetensors file on the held-out pairs (with --report: "
+                             "write the result there) and train nothing")
+    parser.add_argument("--checkpoint", help="training checkpoint (.pt) whose flow net to retrain")
+    parser.add_argument("--out", help="where to write the checkpoint with the retrained flow net")
     parser.add_argument("--steps", type=int, default=1200)
     parser.add_argument("--lr", type=float, default=4e-4, help="Adam learning rate at the start (cosine decay to lr/20)")
     parser.add_argument("--batch-size", type=int, default=8)
@@ -171,12 +191,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fresh", action="store_true",
                         help="start from a new random flow net instead of the checkpoint's (e.g. after the flow net's layout changed)")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.measure:
+        return _measure(parser, args)
+    if not args.checkpoint or not args.out:
+        parser.error("give --checkpoint and --out (or --measure WEIGHTS to only score a flow net)")
     if not Path(args.checkpoint).is_file():
         parser.error(f"no checkpoint at {args.checkpoint}")
     if args.steps < 1:
         parser.error("--steps must be at least 1")
-    if args.threads:
-        torch.set_num_threads(args.threads)
     try:
         report = refine_checkpoint(args.checkpoint, args.out, steps=args.steps, lr=args.lr, batch=args.batch_size,
                                    size=args.size, seed=args.seed, log_every=args.log_every,
@@ -188,6 +212,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.report:
         write_text_atomic(Path(args.report), json.dumps(report, indent=2))
     print(f"wrote {args.out}; continue with: arvo train --resume {args.out} ...", file=sys.stderr)
+    return 0
+
+
+def _measure(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if not Path(args.measure).is_file():
+        parser.error(f"--measure {args.measure}: no such weights file")
+    try:
+        report = measure_weights(args.measure, size=args.size)
+    except ValueError as exc:
+        parser.error(str(exc))
+    print(f"{args.measure}: flow net end-point error {report['epe']:.2f} px on held-out pairs "
+          f"(predicting no motion: {report['zero_flow_epe']:.2f} px)", file=sys.stderr)
+    if args.report:
+        write_text_atomic(Path(args.report), json.dumps(report, indent=2))
     return 0
 
 

@@ -105,6 +105,8 @@ class Trainer:
         self.val_set = validation_set_name(cfg)
         self.val_since = 0
         self.out_dir = Path(cfg.out_dir)
+        self._flow_pairs: Any = None  # held-out pairs with known flow, rendered at the first validation
+        self._zero_flow_epe = float("nan")
 
     def _build_networks(self) -> None:
         cfg = self.cfg
@@ -297,10 +299,35 @@ class Trainer:
             f"{cfg.pixel_loss} {record['pixel']:.4f} adv {record['adv']:.3f} lr {self.lr_at(n - 1):.2e} "
             f"{rate:.2f} it/s ETA {eta / 60:.1f} min")
 
+    @torch.no_grad()
+    def validate_flow(self) -> tuple[float, float] | None:
+        """The flow net's end-point error on held-out pairs with known flow, and predicting no motion's.
+
+        The restoration loss alone does not keep the flow net a flow estimator: trained jointly without
+        flow supervision it can drift until it no longer aligns, and nothing else in training shows it.
+        """
+        from .flow_pretrain import end_point_error, held_out_pairs
+
+        flow_net = self.model.stage.flow
+        if flow_net is None:
+            return None
+        if self._flow_pairs is None:
+            self._flow_pairs = held_out_pairs(16)
+            self._zero_flow_epe = end_point_error(None, self._flow_pairs)
+        epe = end_point_error(flow_net, self._flow_pairs)
+        self.history.setdefault("val_flow_epe", []).append([self.step_index, epe])
+        return epe, self._zero_flow_epe
+
     def _validate_and_keep_best(self) -> None:
         n = self.step_index
         score = self.validate()
         log(f"step {n}: validation PSNR {score:.2f} dB")
+        flow = self.validate_flow()
+        if flow is not None:
+            epe, still = flow
+            log(f"step {n}: flow net end-point error {epe:.2f} px on held-out pairs (no motion: {still:.2f} px)"
+                + ("; it no longer aligns the neighbours: retrain it (python -m vsarvo.training.flow_pretrain "
+                   "--fresh) and keep it frozen (--freeze-flow-steps)" if epe > still else ""))
         best = max((v for s, v in self.history["val_psnr"][:-1] if s > self.val_since), default=float("-inf"))
         if score > best:
             # The best validated weights so far, kept beside the latest ones.

@@ -6,7 +6,8 @@ validation), the last segment's ``train_config.json`` and ``history.json``, ``ar
 ``report.json`` (procedural held-out set) and ``eval_realistic.json`` (realistic held-out set), the
 real camera clip's ``real_clip.json``, the ablations' ``ablation.json`` (procedural clips, on a CPU) and
 ``ablation_realistic.json`` (realistic set, on a GPU: ``training/gpu_ablation.sh``) and, when the flow net was
-retrained with ``vsarvo.training.flow_pretrain --report``, its ``flow_report.json``. The photo sources
+retrained with ``vsarvo.training.flow_pretrain --report``, its ``flow_report.json``, and the shipped file's
+flow net as ``flow_pretrain --measure`` scored it, ``flow_shipped.json``. The photo sources
 come from the catalogue (``vsarvo.training.data.photo_catalogue``) and its fixed split; their installed
 versions from ``photo_versions.json``, which this command writes from ``data/photos/manifest.json``
 when the photos are installed, so the card renders the same with or without them. ``commands.json``
@@ -79,6 +80,25 @@ def _flow_line(epe: list[list[float]], report: dict[str, Any] | None, command: s
         return (f"- Flow net pretrained on synthetic pairs with known flow (batch 8, 128x128) for {len(epe)} "
                 f"steps: end-point error {epe[0][1]:.2f} px at the first step, {epe[-1][1]:.2f} px at the last.")
     return "- Flow net: no supervised pretraining recorded."
+
+
+def shipped_flow_lines(measured: dict[str, Any] | None, meta: dict[str, Any], command: str | None,
+                       pretrained: dict[str, Any] | None = None) -> list[str]:
+    """What the shipped file's flow net does now (``flow_pretrain --measure``), which may differ from what
+    it did when it was pretrained: a flow net trained jointly without flow supervision can drift."""
+    if measured is None:
+        return []
+    if measured.get("sha256") != meta.get("sha256"):
+        return [f"- The flow net's measured error (`flow_shipped.json`) is of another weights file: measure the "
+                f"shipped one again (`{command}`)."]
+    line = (f"- The shipped file's flow net: end-point error {measured['epe']:.2f} px on {measured['pairs']} held-out "
+            f"pairs, against {measured['zero_flow_epe']:.2f} px for predicting no motion")
+    if measured["epe"] > measured["zero_flow_epe"]:
+        line += ": it does not align the neighbours"
+        if pretrained is not None:
+            line += (f" (after the pretraining above it was at {pretrained['epe_after']:.2f} px: segments that train "
+                     "it jointly with the restorer give it no flow supervision)")
+    return [line + "." + (f"\n  Command: `{command}`" if command else "")]
 
 
 def _schedule(cfg: dict[str, Any]) -> str:
@@ -326,7 +346,7 @@ def data_section(cfg: dict[str, Any], segments: list[dict[str, Any]]) -> list[st
 
 
 def recipe_section(cfg: dict[str, Any], epe: list[list[float]], flow_report: dict[str, Any] | None,
-                   commands: dict[str, str]) -> list[str]:
+                   commands: dict[str, str], shipped_flow: list[str] = ()) -> list[str]:
     frozen = cfg.get("freeze_flow_steps", 0) >= cfg.get("steps", 0)
     loss = f"- Loss: {cfg.get('pixel_loss', 'l1').upper()} on every stage output"
     if cfg["adv_weight"] > 0:
@@ -343,6 +363,7 @@ def recipe_section(cfg: dict[str, Any], epe: list[list[float]], flow_report: dic
         "each earlier segment changed.",
         "",
         _flow_line(epe, flow_report, commands.get("flow")),
+        *shipped_flow,
         f"- Curriculum: one stage on 3-frame windows up to step {cfg['stage1_steps']}, then the two progressive "
         "stages with shared weights on 5-frame windows; the flow net "
         + ("stays frozen." if frozen else f"trains jointly from step {cfg.get('freeze_flow_steps', 0)}."),
@@ -479,7 +500,7 @@ def ablation_section(abl: dict[str, Any] | None, command: str, realistic: dict[s
 
 
 def limits_section(meta: dict[str, Any], cfg: dict[str, Any], segments: list[dict[str, Any]],
-                   real: dict[str, Any] | None) -> list[str]:
+                   real: dict[str, Any] | None, flow_measured: dict[str, Any] | None = None) -> list[str]:
     data = ("procedural clips only" if set(training_data_kinds(cfg, segments)) == {"procedural"}
             else "synthetic blur only")
     return [
@@ -487,6 +508,10 @@ def limits_section(meta: dict[str, Any], cfg: dict[str, Any], segments: list[dic
         "## Limits",
         "",
         *realistic_limits(real),
+        *(["- The flow net does not align the neighbours (see Recipe): the temporal part of the model works "
+           "from poorly aligned frames."]
+          if flow_measured and flow_measured.get("sha256") == meta.get("sha256")
+          and flow_measured["epe"] > flow_measured["zero_flow_epe"] else []),
         f"- Trained on {data} ({meta.get('train_steps', 'unknown')} steps for the shipped file, "
         "a small fraction of the paper's budget).",
         "- For real quality train the paper's configuration on DVD / GoPro / HFR-DVD on a GPU "
@@ -575,7 +600,7 @@ def render(*, weights_json: Path, train_config: Path, history: Path, report: Pat
            ablation: Path | None, commands: dict[str, str], validation: tuple[str, int] = ("validation windows", 0),
            flow: Path | None = None, realistic: Path | None = None, real_clip: Path | None = None,
            versions: dict[str, str] | None = None, card_dir: Path | None = None,
-           ablation_realistic: Path | None = None) -> str:
+           ablation_realistic: Path | None = None, flow_shipped: Path | None = None) -> str:
     """The model card's Markdown from the measured files; images are linked relative to ``card_dir``. With
     ``ablation_realistic`` (a path, present or not) the card has an Ablation section that renders that
     file or says the realistic ablation has not been run yet."""
@@ -584,12 +609,14 @@ def render(*, weights_json: Path, train_config: Path, history: Path, report: Pat
     flow_report = _load(flow) if flow is not None and flow.is_file() else None
     real = _load(realistic) if realistic is not None and realistic.is_file() else None
     clip = _load(real_clip) if real_clip is not None and real_clip.is_file() else None
+    flow_measured = _load(flow_shipped) if flow_shipped is not None and flow_shipped.is_file() else None
     images = {name: image_link(f"{name} before/after", report.parent / file, card_dir or weights_json.parent)
               for name, file in (("procedural", "before_after.png"), ("realistic", "before_after_realistic.png"),
                                  ("real_clip", "real_clip.png")) if (report.parent / file).is_file()}
     lines = model_section(meta, records) + data_section(cfg, records)
     lines += photos_section(versions or {}, commands)
-    lines += recipe_section(cfg, hist.get("flow_epe") or [], flow_report, commands)
+    lines += recipe_section(cfg, hist.get("flow_epe") or [], flow_report, commands,
+                            shipped_flow_lines(flow_measured, meta, commands.get("flow_shipped"), flow_report))
     lines += results_section(rep, hist, validation, meta, commands, images.get("procedural"))
     if real is not None:
         lines += realistic_lines(rep, real, clip, images, commands)
@@ -598,7 +625,7 @@ def render(*, weights_json: Path, train_config: Path, history: Path, report: Pat
         found = ablation_realistic is not None and ablation_realistic.is_file()
         realistic_ablation = _load(ablation_realistic) if found else None
         lines += ablation_section(procedural_ablation, commands.get("ablation", ""), realistic_ablation)
-    lines += limits_section(meta, cfg, records, real) + reproduce_section(records, meta, commands)
+    lines += limits_section(meta, cfg, records, real, flow_measured) + reproduce_section(records, meta, commands)
     return "\n".join(lines)
 
 
@@ -608,7 +635,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--weights-json", type=Path, default=Path("vsarvo/weights/arvo_tiny.json"))
     p.add_argument("--run", type=Path, default=SHIPPED_RUN,
                    help="folder with segments.jsonl, train_config.json, history.json, report.json, commands.json "
-                        "(and ablation.json, ablation_realistic.json, flow_report.json, eval_realistic.json, real_clip.json)")
+                        "(and ablation.json, ablation_realistic.json, flow_report.json, flow_shipped.json, "
+                        "eval_realistic.json, real_clip.json)")
     p.add_argument("--checkpoint", type=Path, default=SHIPPED_RUN / "rolling.pt",
                    help="the run's training checkpoint: which validation set its scores are on")
     p.add_argument("--photos", type=Path, default=Path("data/photos"),
@@ -632,7 +660,7 @@ def render_run(run: Path, *, weights_json: Path, checkpoint: Path | None, card_d
                   commands=_load(run / "commands.json"), validation=validation_of(checkpoint),
                   flow=run / "flow_report.json", realistic=run / "eval_realistic.json",
                   real_clip=run / "real_clip.json", versions=photo_versions(run), card_dir=card_dir,
-                  ablation_realistic=run / ABLATION_REALISTIC)
+                  ablation_realistic=run / ABLATION_REALISTIC, flow_shipped=run / "flow_shipped.json")
 
 
 if __name__ == "__main__":
