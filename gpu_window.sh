@@ -29,16 +29,8 @@ bench_s="${WINDOW_BENCH_S:-170}"
 max_mib="${WINDOW_MAX_MIB:-63}"
 mkdir -p "$out/train" "$out/bench"
 
-# What travelled: git's view of the tree (tracked and untracked-not-ignored) plus the carried folders.
-if command -v git >/dev/null && [ -d .git ]; then
-    tree_bytes=$(git ls-files -co --exclude-standard -z | du -cb --files0-from=- 2>/dev/null | awk 'END {print $1}')
-else
-    tree_bytes=$(du -sb --exclude=.git --exclude=carry --exclude=.whl . | awk '{print $1}')
-fi
-carried_bytes=0
-for folder in carry/footage_shards .whl; do
-    if [ -d "$folder" ]; then carried_bytes=$((carried_bytes + $(du -sb "$folder" | awk '{print $1}'))); fi
-done
+source training/device_call.sh
+read -r tree_bytes carried_bytes < <(travelled_bytes carry/footage_shards .whl)
 total_mib=$(( (tree_bytes + carried_bytes) / 1048576 ))
 echo "gpu_window.sh: tree $((tree_bytes / 1048576)) MiB + carried $((carried_bytes / 1048576)) MiB = $total_mib MiB;" \
     "training ${train_s} s, then benchmark ${bench_s} s" >&2

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = ("gpu_window.sh", "training/gpu_segment.sh", "bench/gpu_run.sh")
+SCRIPTS = ("gpu_window.sh", "training/device_call.sh", "training/gpu_segment.sh", "bench/gpu_run.sh")
 
 STAND_IN = """#!/bin/sh
 echo "ARGS=$*" >> {calls}

@@ -58,14 +58,8 @@ for carried in "$footage" "$realistic"; do
     fi
 done
 
-# What a device call carries: tracked and untracked-not-ignored files (git's view, where git and .git
-# are there; else everything but .git) plus the carried paths. The call's limit is 64 MiB.
-carried_bytes=$(du -scb "$footage" "$realistic" | awk 'END {print $1}')
-if command -v git >/dev/null && [ -d .git ]; then
-    tree_bytes=$(git ls-files -co --exclude-standard -z | du -cb --files0-from=- 2>/dev/null | awk 'END {print $1}')
-else
-    tree_bytes=$(( $(du -sb --exclude=.git . | awk '{print $1}') - carried_bytes ))
-fi
+source training/device_call.sh
+read -r tree_bytes carried_bytes < <(travelled_bytes "$footage" "$realistic")
 total_mib=$(( (tree_bytes + carried_bytes) / 1048576 ))
 echo "gpu_ablation.sh: tree $((tree_bytes / 1048576)) MiB + footage $(( $(du -sb "$footage" | awk '{print $1}') / 1048576 )) MiB" \
      "+ realistic set $(( $(du -sb "$realistic" | awk '{print $1}') / 1048576 )) MiB = $total_mib MiB" | tee "$log"
@@ -74,15 +68,8 @@ if [ "$total_mib" -gt "${GPU_ABLATION_MAX_MIB:-60}" ]; then
     exit 2
 fi
 
-# The device image has torch but not this package: map the checkout's folders in as vsarvo, as setup.py does.
-pkg="$(mktemp -d)"
+map_vsarvo
 work="$(mktemp -d)"
-mkdir -p "$pkg/vsarvo"
-for entry in vsarvo/*; do ln -s "$PWD/$entry" "$pkg/vsarvo/"; done
-ln -s "$PWD/training" "$pkg/vsarvo/training"
-ln -s "$PWD/export" "$pkg/vsarvo/export"
-export PYTHONPATH="$pkg${PYTHONPATH:+:$PYTHONPATH}"
-export PYTHONUNBUFFERED=1
 
 { nvidia-smi --query-gpu=name,memory.total,clocks.sm --format=csv 2>/dev/null || echo "no nvidia-smi: no GPU"; } | tee -a "$log"
 started=$(date +%s)
@@ -93,5 +80,5 @@ timeout -k 10 $((${budget%.*} + 40)) "$python" -m vsarvo.training.ablate --prese
     --test-clips 8 --test-frames 8 --test-size 160 "$@" 2>&1 | tee -a "$log"
 status=$?
 echo "gpu_ablation.sh: exit $status after $(( $(date +%s) - started )) s" | tee -a "$log"
-rm -rf "$pkg" "$work"
+rm -rf "$VSARVO_MAP" "$work"
 exit $status

@@ -54,39 +54,23 @@ if [ ! -f "$realistic" ]; then
     exit 2
 fi
 
-# The device image has torch but not this package: map the checkout's folders in as vsarvo, as setup.py does.
-pkg="$(mktemp -d)"
-mkdir -p "$pkg/vsarvo"
-for entry in vsarvo/*; do ln -s "$PWD/$entry" "$pkg/vsarvo/"; done
-ln -s "$PWD/training" "$pkg/vsarvo/training"
-ln -s "$PWD/export" "$pkg/vsarvo/export"
-export PYTHONPATH="$pkg${PYTHONPATH:+:$PYTHONPATH}"
-export PYTHONUNBUFFERED=1
-
+source training/device_call.sh
 mix=()
 if [ -d "$footage" ]; then mix=(--carried-shards "$footage" --crop 96); fi
 
-# What a device call carries: tracked and untracked-not-ignored files (git's view, where git and .git
-# are there; else everything but .git) plus the carried paths. The call's limit is 64 MiB.
-if command -v git >/dev/null && [ -d .git ]; then
-    tree_bytes=$(git ls-files -co --exclude-standard -z | du -cb --files0-from=- 2>/dev/null | awk 'END {print $1}')
-else
-    tree_bytes=$(du -sb --exclude=.git . | awk '{print $1}')
-fi
-carried_bytes=$(du -cb "$realistic" ${mix[@]:+"$footage"} | awk 'END {print $1}')
-if ! { command -v git >/dev/null && [ -d .git ]; }; then tree_bytes=$((tree_bytes - carried_bytes)); fi
+read -r tree_bytes carried_bytes < <(travelled_bytes "$realistic" ${mix[@]:+"$footage"})
 total_mib=$(( (tree_bytes + carried_bytes) / 1048576 ))
 echo "gpu_capacity.sh: tree $((tree_bytes / 1048576)) MiB + carried $((carried_bytes / 1048576)) MiB = $total_mib MiB" \
     | tee "$log"
 if [ "$total_mib" -gt "${CAPACITY_MAX_MIB:-60}" ]; then
     echo "gpu_capacity.sh: $total_mib MiB is over ${CAPACITY_MAX_MIB:-60} MiB: render the footage shards with a smaller --max-mb" >&2
-    rm -rf "$pkg"
     exit 2
 fi
 
+map_vsarvo
 { nvidia-smi --query-gpu=name,memory.total,clocks.sm --format=csv 2>/dev/null || true; } >>"$log"
 timeout -k 10 $((${budget%.*} + 25)) "$python" -m vsarvo.training.capacity device \
     --resume "$resume" --realistic "$realistic" --out "$out" --budget "$budget" "${mix[@]}" "$@" 2>&1 | tee -a "$log"
 status=$?
-rm -rf "$pkg"
+rm -rf "$VSARVO_MAP"
 exit $status

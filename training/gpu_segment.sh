@@ -39,41 +39,24 @@ budget="${GPU_SEGMENT_BUDGET:-500}"
 python="${PYTHON:-python3}"
 mkdir -p "$out"
 
-# The device image has torch but not this package: map the checkout's folders in as vsarvo, as setup.py does.
-pkg="$(mktemp -d)"
-mkdir -p "$pkg/vsarvo"
-for entry in vsarvo/*; do ln -s "$PWD/$entry" "$pkg/vsarvo/"; done
-ln -s "$PWD/training" "$pkg/vsarvo/training"
-ln -s "$PWD/export" "$pkg/vsarvo/export"
-export PYTHONPATH="$pkg${PYTHONPATH:+:$PYTHONPATH}"
-export PYTHONUNBUFFERED=1
-
+source training/device_call.sh
 footage="${GPU_SEGMENT_FOOTAGE:-carry/footage_shards}"
 mix=()
 if [ -d "$footage" ]; then mix=(--carried-shards "$footage" --crop 96); fi
 
-# What a device call carries: tracked and untracked-not-ignored files (git's view, where git and .git
-# are there; else everything but .git) plus the carried footage folder. The call's limit is 64 MiB.
-if command -v git >/dev/null && [ -d .git ]; then
-    tree_bytes=$(git ls-files -co --exclude-standard -z | du -cb --files0-from=- 2>/dev/null | awk 'END {print $1}')
-else
-    tree_bytes=$(du -sb --exclude=.git . | awk '{print $1}')
-fi
-carried_bytes=0
-if [ -d "$footage" ]; then carried_bytes=$(du -sb "$footage" | awk '{print $1}'); fi
-if ! { command -v git >/dev/null && [ -d .git ]; }; then tree_bytes=$((tree_bytes - carried_bytes)); fi
+read -r tree_bytes carried_bytes < <(travelled_bytes "$footage")
 total_mib=$(( (tree_bytes + carried_bytes) / 1048576 ))
 echo "gpu_segment.sh: tree $((tree_bytes / 1048576)) MiB + carried $((carried_bytes / 1048576)) MiB = $total_mib MiB" \
     | tee "$out/train_log.txt"
 if [ "$total_mib" -gt "${GPU_SEGMENT_MAX_MIB:-60}" ]; then
     echo "gpu_segment.sh: $total_mib MiB is over ${GPU_SEGMENT_MAX_MIB:-60} MiB: render the footage shards with a smaller --max-mb" >&2
-    rm -rf "$pkg"
     exit 2
 fi
 
+map_vsarvo
 { nvidia-smi --query-gpu=name,memory.total,clocks.sm --format=csv 2>/dev/null || true; } >>"$out/train_log.txt"
 timeout -k 10 $((${budget%.*} + 25)) "$python" -m vsarvo.training.gpu_segment run \
     --resume runs/arvo_tiny/rolling.pt --out "$out" --budget "$budget" "${mix[@]}" "$@" 2>&1 | tee -a "$out/train_log.txt"
 status=$?
-rm -rf "$pkg"
+rm -rf "$VSARVO_MAP"
 exit $status

@@ -1,0 +1,32 @@
+# What every device script shares (gpu_window.sh, training/gpu_segment.sh, gpu_capacity.sh,
+# gpu_ablation.sh): `source training/device_call.sh` from the repository root, then call these.
+
+# travelled_bytes PATH...: prints "TREE CARRIED", the bytes of the working tree a device call carries
+# (git's view: tracked and untracked-not-ignored files; without git, everything but .git and the
+# carried paths) and of the carried PATHs that exist. A call may carry 64 MiB in all.
+travelled_bytes() {
+    local carried=0 tree path
+    for path in "$@"; do
+        if [ -e "$path" ]; then carried=$((carried + $(du -sb "$path" | awk '{print $1}'))); fi
+    done
+    if command -v git >/dev/null && [ -d .git ]; then
+        tree=$(git ls-files -co --exclude-standard -z | du -cb --files0-from=- 2>/dev/null | awk 'END {print $1}')
+    else
+        tree=$(( $(du -sb --exclude=.git . | awk '{print $1}') - carried ))
+    fi
+    echo "$tree $carried"
+}
+
+# map_vsarvo: the device image has torch but not this package, so map the checkout's folders in as
+# vsarvo (as setup.py does) in a temporary folder put first on PYTHONPATH; sets VSARVO_MAP (remove it
+# when done) and makes Python's output unbuffered, so a call cut short keeps its log.
+map_vsarvo() {
+    VSARVO_MAP="$(mktemp -d)"
+    mkdir -p "$VSARVO_MAP/vsarvo"
+    local entry
+    for entry in vsarvo/*; do ln -s "$PWD/$entry" "$VSARVO_MAP/vsarvo/"; done
+    ln -s "$PWD/training" "$VSARVO_MAP/vsarvo/training"
+    ln -s "$PWD/export" "$VSARVO_MAP/vsarvo/export"
+    export PYTHONPATH="$VSARVO_MAP${PYTHONPATH:+:$PYTHONPATH}"
+    export PYTHONUNBUFFERED=1
+}
