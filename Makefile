@@ -74,6 +74,20 @@ gpu-shards: photos
 	rm -rf carry/footage_shards
 	$(PY) -m vsarvo.training.shards footage --photos $(PHOTOS_DEST) --out carry/footage_shards --max-mb $(FOOTAGE_MB) --workers 2
 
+# The realistic held-out set as one file (issue 20), for device calls that score on it.
+carry/realistic_set.npz: | photos
+	$(PY) -m vsarvo.training.realistic_eval save --photos $(PHOTOS_DEST) --out $@
+
+# What training/gpu_capacity.sh and training/gpu_ablation.sh carry (see their headers): the saved
+# realistic set and footage shards small enough to travel beside it.
+.PHONY: gpu-capacity-carry gpu-ablation-carry
+gpu-capacity-carry: carry/realistic_set.npz
+	rm -rf carry/capacity_footage
+	$(PY) -m vsarvo.training.shards footage --photos $(PHOTOS_DEST) --out carry/capacity_footage --max-mb 11 --workers 2
+gpu-ablation-carry: carry/realistic_set.npz
+	rm -rf carry/ablation_footage
+	$(PY) -m vsarvo.training.shards footage --photos $(PHOTOS_DEST) --out carry/ablation_footage --max-mb 12 --workers 2
+
 # What `bash gpu_window.sh` (training, then the benchmark, in one device call) carries: smaller footage
 # shards, so that they, the VapourSynth wheel and the tree stay under 64 MiB (see that script's header).
 .PHONY: gpu-window-carry

@@ -10,7 +10,7 @@
 #
 #   run(command="bash training/gpu_ablation.sh", carry=["carry/ablation_footage", "carry/realistic_set.npz"], timeout_s=540)
 #
-# Both carried paths are git-ignored (/carry/); re-create them here (photos from `make photos`, ffmpeg) with
+# Both carried paths are git-ignored (/carry/); re-create them here with `make gpu-ablation-carry`, which runs
 #   rm -rf carry/ablation_footage && python -m vsarvo.training.shards footage --photos data/photos \
 #       --out carry/ablation_footage --max-mb 12 --workers 2
 #   python -m vsarvo.training.realistic_eval save --photos data/photos --out carry/realistic_set.npz

@@ -11,8 +11,9 @@
 #   run(command="bash training/gpu_capacity.sh", carry=["carry/capacity_footage", "carry/realistic_set.npz"],
 #       timeout_s=540)
 #
-# Both carried paths are git-ignored (/carry/); make them here first (the footage shards are smaller than
-# gpu_segment's 22 MiB so that tree + footage + realistic set stay under 60 MiB):
+# Both carried paths are git-ignored (/carry/); make them here first with `make gpu-capacity-carry`, which
+# runs (the footage shards are smaller than gpu_segment's 22 MiB so that tree + footage + realistic set
+# stay under 60 MiB):
 #   python -m vsarvo.training.realistic_eval save --photos data/photos --out carry/realistic_set.npz
 #   rm -rf carry/capacity_footage && python -m vsarvo.training.shards footage --photos data/photos \
 #       --out carry/capacity_footage --max-mb 11 --workers 2
