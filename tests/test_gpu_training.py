@@ -215,3 +215,25 @@ def test_join_refuses_parts_that_do_not_match_the_record(tmp_path):
     (out / record["bundle_parts"][0]).write_bytes(b"x" * 1000)
     with pytest.raises(ValueError, match="SHA-256 differs"):
         gpu_segment.join(out, tmp_path / "bad")
+
+
+@pytest.mark.slow
+def test_a_checkpoint_trained_on_footage_resumes_on_a_device_without_photos_or_ffmpeg(tmp_path, monkeypatch):
+    """The rolling checkpoint may come from a CPU segment on rendered footage (photos + ffmpeg); the device
+    call trains it from shards, so neither is looked for."""
+    from vsarvo.training.checkpoint import write_checkpoint
+
+    ckpt = _tiny_checkpoint(tmp_path)
+    state = read_checkpoint(ckpt)
+    saved = json.loads(state["config"])
+    saved.update(data_kind="footage", photos=str(tmp_path / "no_photos"), footage_clips=4)
+    write_checkpoint(dict(state, config=json.dumps(saved)), ckpt)
+    monkeypatch.setenv("PATH", str(tmp_path / "no_bin"))  # no ffmpeg either
+    out = tmp_path / "OUT"
+    code = gpu_segment.main(["run", "--resume", str(ckpt), "--out", str(out), "--budget", "1", "--reserve", "0",
+                             "--batch-size", "2", "--crop", "64", "--no-compile", "--device", "cpu", "--clips", "2",
+                             "--render-workers", "1", "--per-shard", "1", "--work", str(tmp_path)])
+    assert code == 0
+    record = json.loads((out / "segment.json").read_text())
+    assert record["end"] > record["start"] == 1
+    assert record["config"]["data_kind"] == "procedural"

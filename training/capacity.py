@@ -293,7 +293,7 @@ def _compare(args: argparse.Namespace, trainers: dict[str, Any], realistic: tupl
 def run_capacity(args: argparse.Namespace) -> dict[str, Any]:
     """Set up both candidates and compare them, writing ``args.out`` as the comparison goes."""
     from .eval import Video
-    from .gpu_segment import config_from_checkpoint, start_renderer, wait_for_shard
+    from .gpu_segment import ON_DEVICE, config_from_checkpoint, start_renderer, wait_for_shard
     from .loop import pick_device
     from .realistic_eval import load_realistic_set
 
@@ -301,7 +301,7 @@ def run_capacity(args: argparse.Namespace) -> dict[str, Any]:
     # Checked before anything is rendered or written.
     cfg = config_from_checkpoint(Path(args.resume), batch_size=args.batch_size, crop=args.crop,
                                  precision=args.precision, compile=args.compile, amp=True, device=args.device,
-                                 steps=10**9, checkpoint_every=10**9, render_workers=0)
+                                 steps=10**9, checkpoint_every=10**9, render_workers=0, **ON_DEVICE)
     configs = candidate_configs(cfg.model, parse_grow(args.grow), args.max_weight_bytes)
     videos, records, spec = load_realistic_set(args.realistic)
     work = Path(tempfile.mkdtemp(prefix="arvo-capacity-", dir=args.work))

@@ -41,13 +41,18 @@ from typing import Any, Sequence
 
 from vsarvo.atomic import atomic_path, write_text_atomic
 
-__all__ = ["PART_BYTES", "BUNDLED", "SLIM_BUNDLED", "config_from_checkpoint", "slim_checkpoint", "bundle", "unpack",
+__all__ = ["PART_BYTES", "BUNDLED", "SLIM_BUNDLED", "ON_DEVICE", "config_from_checkpoint", "slim_checkpoint", "bundle", "unpack",
            "join", "start_renderer", "wait_for_shard", "mix_in_footage", "data_record", "run_segment", "main"]
 
 PART_BYTES = 15 * 2**20
 BUNDLED = ("checkpoint.pt", "arvo.safetensors", "best.safetensors", "history.json", "train_config.json")
 #: What ``--slim`` returns: the checkpoint (its weights are the model's) without the optimisers' moments.
 SLIM_BUNDLED = ("checkpoint.pt", "history.json", "train_config.json")
+
+
+# What a device call's training data is, whatever the checkpoint trained on: procedural shards rendered
+# there, plus footage only as carried shards (the device has neither the photos nor ffmpeg to render it).
+ON_DEVICE = {"data_kind": "procedural", "data": None}
 
 
 def config_from_checkpoint(path: Path, **overrides: Any) -> Any:
@@ -60,7 +65,7 @@ def config_from_checkpoint(path: Path, **overrides: Any) -> Any:
     saved = json.loads(read_checkpoint(path)["config"])
     known = {f.name for f in dataclasses.fields(TrainConfig)} - {"model"}
     settings = {k: v for k, v in saved.items() if k in known}
-    settings.update({k: v for k, v in overrides.items() if v is not None})
+    settings.update({k: v for k, v in overrides.items() if v is not None or k in ON_DEVICE})
     return TrainConfig(model=ARVoConfig.from_dict(saved["model"]), **settings)
 
 
@@ -192,7 +197,7 @@ def run_segment(args: argparse.Namespace) -> dict[str, Any]:
     # Checked before anything is rendered or written.
     cfg = config_from_checkpoint(resume, batch_size=args.batch_size, crop=args.crop, precision=args.precision,
                                  compile=args.compile, amp=True, device=args.device, steps=10**9,
-                                 checkpoint_every=10**9, render_workers=0)
+                                 checkpoint_every=10**9, render_workers=0, **ON_DEVICE)
     work = Path(tempfile.mkdtemp(prefix="arvo-gpu-segment-", dir=args.work))
     try:
         return _train_and_write(args, cfg, work, start)
