@@ -93,7 +93,8 @@ def test_reproduce_table_has_one_row_per_segment_with_its_change_and_command(tmp
     text = _card(tmp_path, segments=segments)
     table = text.split("<table>")[1].split("</table>")[0]
     rows = table.split("<tr><td>")[1:]
-    assert [row.split("</td>")[0] for row in rows] == ["first", "second (shipped weights: step 5000)", "trial", "third"]
+    assert [row.split("</td>")[0] for row in rows] == ["first", "second (shipped weights: step 5000)", "trial",
+                                                        "third (after the shipped weights: the rolling checkpoint only)"]
     assert "<td>29.40 dB at step 3900</td>" in rows[0] and "<td>first segment</td>" in rows[0]
     assert "<td>--lr 5e-5</td>" in rows[1] and "arvo train --lr 5e-5 --steps 6000 --resume a.pt" in rows[1]
     assert "side run, not in the shipped weights; --lr 1e-3" in rows[2]
@@ -128,7 +129,11 @@ def test_committed_segments_list_every_segment_of_the_shipped_run() -> None:
     assert lineage[0]["start"] == 0 and all(a["end"] >= b["start"] for a, b in zip(lineage, lineage[1:]))
     card = (ROOT / "vsarvo/weights/MODEL_CARD.md").read_text()
     assert card.count("<tr><td>") == len(records)
-    assert lineage[-1]["device"] != "cpu" and "on a CPU" not in card
+    meta = json.loads((ROOT / "vsarvo/weights/arvo_tiny.json").read_text())
+    from vsarvo.training.model_card import after_shipped
+
+    shipped_lineage = [r for r in lineage if not after_shipped(r, meta)]
+    assert shipped_lineage[-1]["device"] != "cpu" and "on a CPU" not in card
 
 
 def test_committed_model_card_is_a_fresh_render_of_the_committed_files() -> None:
@@ -297,3 +302,19 @@ def test_card_says_when_the_shipped_files_flow_net_no_longer_aligns() -> None:
     assert "does not align the neighbours" in limits
     assert "does not align" not in "\n".join(limits_section(meta, cfg, [], None, aligned))
     assert "does not align" not in "\n".join(limits_section(meta, cfg, [], None, {**drifted, "sha256": "beef"}))
+
+
+def test_segments_after_the_shipped_file_are_listed_but_not_described_as_its_training(tmp_path: Path) -> None:
+    from vsarvo.training.model_card import shipped_validation
+
+    procedural, footage = "procedural set", "footage set"
+    segments = [_segment("a", 0, 3000, val_set=None), _segment("b", 3000, 6000, val_set=procedural),
+                _segment("later", 6000, 7000, val_set=footage,
+                         command="arvo train --data-kind footage --resume rolling.pt")]
+    text = _card(tmp_path, segments=segments)  # the shipped file is at step 5000
+    assert "in 2 segments joined by `--resume`: steps 0-6000 on cpu." in text
+    assert "later (after the shipped weights: the rolling checkpoint only)" in text
+    assert "footage: later" not in text
+    assert shipped_validation(segments[:2]) == (procedural, 3000)
+    assert shipped_validation(segments) == (footage, 6000)
+    assert shipped_validation([segments[0]]) is None

@@ -229,3 +229,24 @@ def test_torchrun_trains_two_processes_and_both_stop_at_the_time_limit(tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "time limit of 0 s reached at step 1" in done.stderr
     assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 1
+
+
+def test_a_checkpoints_model_exports_to_the_weights_the_trainer_holds(tmp_path, clips):
+    from vsarvo.training.checkpoint import main as checkpoint_main
+    from vsarvo.weights import load_model, read_metadata
+
+    trainer = make_trainer(tmp_path, clips)
+    trainer.step()
+    trainer.step()
+    saved = trainer.save_checkpoint()
+    out = tmp_path / "exported.safetensors"
+    assert checkpoint_main(["weights", str(saved), str(out)]) == 0
+    loaded = load_model(out).eval()
+    trainer.model.eval()
+    frames = torch.rand(1, 5, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        # The trainer runs channels-last: the same weights, another convolution order (float rounding only).
+        assert torch.allclose(loaded(frames), trainer.model(frames), atol=1e-5)
+    assert read_metadata(out)["train_steps"] == 2
+    with pytest.raises(SystemExit):
+        checkpoint_main(["weights", str(tmp_path / "missing.pt"), str(out)])

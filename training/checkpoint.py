@@ -16,7 +16,7 @@ from vsarvo.model import ARVoConfig
 if TYPE_CHECKING:
     from .loop import Trainer
 
-__all__ = ["write_checkpoint", "read_checkpoint", "trainer_state", "load_trainer_state"]
+__all__ = ["write_checkpoint", "read_checkpoint", "trainer_state", "load_trainer_state", "export_weights", "main"]
 
 
 def write_checkpoint(obj: Any, path: str | os.PathLike[str]) -> None:
@@ -77,3 +77,37 @@ def load_trainer_state(trainer: Trainer, state: dict[str, Any], path: str | os.P
     # Scores on another validation set are not comparable: best.safetensors starts over here.
     trainer.val_since = trainer.step_index
     return True
+
+
+def export_weights(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
+    """The model of a training checkpoint as a weights file (safetensors + JSON sidecar) that ``arvo eval``
+    and the filter load, recording the step it was trained to."""
+    from vsarvo.model import ARVo
+    from vsarvo.weights import save_model
+
+    state = read_checkpoint(checkpoint)
+    model = ARVo(ARVoConfig.from_dict(json.loads(state["config"])["model"]))
+    model.load_state_dict(state["model"])
+    return save_model(model, out, extra={"train_steps": int(state["step"])})
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m vsarvo.training.checkpoint weights CHECKPOINT OUT``: export a checkpoint's model."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m vsarvo.training.checkpoint", description=main.__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    weights = commands.add_parser("weights", help="write the checkpoint's model as a .safetensors weights file")
+    weights.add_argument("checkpoint", help="a training checkpoint (.pt), e.g. runs/arvo_tiny/rolling.pt")
+    weights.add_argument("out", help="the .safetensors file to write (its .json sidecar goes beside it)")
+    args = parser.parse_args(argv)
+    if not Path(args.checkpoint).is_file():
+        parser.error(f"no checkpoint at {args.checkpoint}")
+    path = export_weights(args.checkpoint, args.out)
+    print(f"wrote {path} (step {read_checkpoint(args.checkpoint)['step']})", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -57,6 +57,26 @@ def lineage(segments: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [s for s in segments if s["kind"] != "side"]
 
 
+def after_shipped(segment: dict[str, Any], meta: dict[str, Any]) -> bool:
+    """Whether a segment started after the shipped file's step: it trained the rolling checkpoint only."""
+    shipped = meta.get("train_steps")
+    return isinstance(shipped, int) and segment["start"] is not None and segment["start"] >= shipped
+
+
+def shipped_validation(segments: list[dict[str, Any]]) -> tuple[str, int] | None:
+    """(validation set, first step scored on it) of the shipped file: the set its last segment names, since
+    the start of the earliest segment in the unbroken run of segments that name it."""
+    named = [s for s in lineage(segments) if s.get("val_set")]
+    if not named:
+        return None
+    val_set, since = named[-1]["val_set"], named[-1]["start"]
+    for seg in reversed(named):
+        if seg["val_set"] != val_set:
+            break
+        since = seg["start"]
+    return val_set, int(since or 0)
+
+
 def device_spans(segments: list[dict[str, Any]]) -> str:
     """Where the lineage ran, e.g. "steps 0-21200 on cpu, 21200-22373 on one NVIDIA H200"."""
     spans: list[list[Any]] = []
@@ -569,7 +589,7 @@ def reproduce_section(segments: list[dict[str, Any]], meta: dict[str, Any], comm
     shipped = meta.get("train_steps")
     lines = ["", "## Reproduce", "",
              "One row per training segment, in the order they ran, from the run's `segments.jsonl`; best "
-             "validation PSNR within the segment (the validation set changed once, see Results).", "",
+             "validation PSNR within the segment, on the validation set its record names.", "",
              "<table>", "<tr><th>segment</th><th>steps</th><th>device</th><th>best validation</th>"
              "<th>what changed</th><th>command</th></tr>"]
     before, settings_before = None, {}
@@ -577,6 +597,8 @@ def reproduce_section(segments: list[dict[str, Any]], meta: dict[str, Any], comm
         name = seg["name"]
         if seg["kind"] != "side" and isinstance(shipped, int) and seg["start"] < shipped <= seg["end"]:
             name += f" (shipped weights: step {shipped})"
+        elif after_shipped(seg, meta):
+            name += " (after the shipped weights: the rolling checkpoint only)"
         steps = f"{seg['start']}-{seg['end']}" if seg["start"] is not None else f"to {seg['end']}"
         best = f"{seg['best_val'][1]:.2f} dB at step {seg['best_val'][0]}" if seg["best_val"] else "-"
         lines += ["<tr>" + _cell(name) + _cell(steps) + _cell(seg["device"]) + _cell(best)
@@ -605,7 +627,11 @@ def render(*, weights_json: Path, train_config: Path, history: Path, report: Pat
     ``ablation_realistic`` (a path, present or not) the card has an Ablation section that renders that
     file or says the realistic ablation has not been run yet."""
     meta, cfg, hist, rep = _load(weights_json), _load(train_config), _load(history), _load(report)
-    records = read_segments(segments)
+    all_records = read_segments(segments)
+    # The card describes the shipped file: segments that only trained the rolling checkpoint further are
+    # listed under Reproduce alone.
+    records = [s for s in all_records if not after_shipped(s, meta)]
+    validation = shipped_validation(records) or validation
     flow_report = _load(flow) if flow is not None and flow.is_file() else None
     real = _load(realistic) if realistic is not None and realistic.is_file() else None
     clip = _load(real_clip) if real_clip is not None and real_clip.is_file() else None
@@ -625,7 +651,7 @@ def render(*, weights_json: Path, train_config: Path, history: Path, report: Pat
         found = ablation_realistic is not None and ablation_realistic.is_file()
         realistic_ablation = _load(ablation_realistic) if found else None
         lines += ablation_section(procedural_ablation, commands.get("ablation", ""), realistic_ablation)
-    lines += limits_section(meta, cfg, records, real, flow_measured) + reproduce_section(records, meta, commands)
+    lines += limits_section(meta, cfg, records, real, flow_measured) + reproduce_section(all_records, meta, commands)
     return "\n".join(lines)
 
 
