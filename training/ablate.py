@@ -150,19 +150,22 @@ def training_data(args: argparse.Namespace, window: int, root: Path, device: tor
     if not args.footage_shards:
         return RenderedClips(clips=args.clips, frames=args.frames, size=args.size, window=window, crop=args.crop,
                              seed=args.seed, cache=root / f"clips_{args.clips}x{args.frames}x{args.size}.pt"), {}
-    from .shards import MixedShardBank, ShardBank, write_shards
+    from .shards import ShardBank, with_footage, write_shards
 
-    footage = ShardBank(args.footage_shards, window=window, crop=args.crop, device=device)
-    record = {"footage_shards": str(args.footage_shards), "footage_clips": footage.clips,
-              "footage_share": args.footage_share}
+    def record(footage: ShardBank) -> dict[str, Any]:
+        return {"footage_shards": str(args.footage_shards), "footage_clips": footage.clips,
+                "footage_share": args.footage_share}
+
     if args.footage_share >= 1:
-        return footage, record
+        footage = ShardBank(args.footage_shards, window=window, crop=args.crop, device=device)
+        return footage, record(footage)
     folder = root / f"procedural_shards_{args.clips}x{args.frames}x{args.size}"
     if not any(folder.glob("shard_*.npz")):
         write_shards(folder, clips=args.clips, frames=args.frames, size=args.size, seed=args.seed,
                      workers=args.render_workers)
     procedural = ShardBank(folder, window=window, crop=args.crop, device=device)
-    return MixedShardBank(footage, procedural, args.footage_share), record
+    mixed = with_footage(procedural, args.footage_shards, args.footage_share)
+    return mixed, record(mixed.first)
 
 
 FLOW_BATCH, FLOW_SIZE = 8, 128  # the flow pretraining's pairs per step and their edge

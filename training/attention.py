@@ -24,7 +24,6 @@ import torch.nn.functional as F
 
 from vsarvo.atomic import write_text_atomic
 from vsarvo.model.arvo import ARVo
-from vsarvo.model.config import ARVoConfig
 from vsarvo.weights import load_model
 
 from .eval import TEST_BLUR
@@ -35,10 +34,9 @@ __all__ = ["attention_figures", "attention_report", "load_checkpoint_model"]
 
 def load_checkpoint_model(path: str | Path) -> ARVo:
     """The model of a training checkpoint (.pt), in eval mode on the CPU."""
-    state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
-    model = ARVo(ARVoConfig.from_dict(json.loads(state["config"])["model"]))
-    model.load_state_dict(state["model"])
-    return model.eval()
+    from .checkpoint import model_from_state, read_checkpoint
+
+    return model_from_state(read_checkpoint(path)).eval()
 
 
 def attention_report(model: ARVo, *, size: int = 160, seed: int = 424242) -> dict[str, Any]:

@@ -143,13 +143,10 @@ def winner_checkpoint(base: Path, weights: Path, out: Path) -> Any:
 
 def _shared_bank(args: argparse.Namespace, shard_dir: Path, cfg: Any, device: torch.device) -> Any:
     """One bank both candidates draw from: the procedural shards, mixed with the carried footage shards."""
-    from .shards import MixedShardBank, ShardBank
+    from .shards import ShardBank, with_footage
 
     bank = ShardBank(shard_dir, window=cfg.model.window, crop=cfg.crop, device=device)
-    if not args.carried_shards:
-        return bank
-    footage = ShardBank(args.carried_shards, window=cfg.model.window, crop=cfg.crop, device=device)
-    return MixedShardBank(footage, bank, args.footage_share)
+    return with_footage(bank, args.carried_shards, args.footage_share) if args.carried_shards else bank
 
 
 def _trainers(args: argparse.Namespace, cfg: Any, configs: dict[str, Any], bank: Any, work: Path) -> dict[str, Any]:
@@ -293,7 +290,7 @@ def _compare(args: argparse.Namespace, trainers: dict[str, Any], realistic: tupl
 def run_capacity(args: argparse.Namespace) -> dict[str, Any]:
     """Set up both candidates and compare them, writing ``args.out`` as the comparison goes."""
     from .eval import Video
-    from .gpu_segment import ON_DEVICE, config_from_checkpoint, start_renderer, wait_for_shard
+    from .gpu_segment import config_from_checkpoint, start_renderer, wait_for_shard
     from .loop import pick_device
     from .realistic_eval import load_realistic_set
 
@@ -301,7 +298,7 @@ def run_capacity(args: argparse.Namespace) -> dict[str, Any]:
     # Checked before anything is rendered or written.
     cfg = config_from_checkpoint(Path(args.resume), batch_size=args.batch_size, crop=args.crop,
                                  precision=args.precision, compile=args.compile, amp=True, device=args.device,
-                                 steps=10**9, checkpoint_every=10**9, render_workers=0, **ON_DEVICE)
+                                 steps=10**9, checkpoint_every=10**9, render_workers=0)
     configs = candidate_configs(cfg.model, parse_grow(args.grow), args.max_weight_bytes)
     videos, records, spec = load_realistic_set(args.realistic)
     work = Path(tempfile.mkdtemp(prefix="arvo-capacity-", dir=args.work))

@@ -16,7 +16,8 @@ from vsarvo.model import ARVoConfig
 if TYPE_CHECKING:
     from .loop import Trainer
 
-__all__ = ["write_checkpoint", "read_checkpoint", "trainer_state", "load_trainer_state", "export_weights", "main"]
+__all__ = ["write_checkpoint", "read_checkpoint", "trainer_state", "load_trainer_state", "model_from_state",
+           "export_weights", "main"]
 
 
 def write_checkpoint(obj: Any, path: str | os.PathLike[str]) -> None:
@@ -79,16 +80,23 @@ def load_trainer_state(trainer: Trainer, state: dict[str, Any], path: str | os.P
     return True
 
 
-def export_weights(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
-    """The model of a training checkpoint as a weights file (safetensors + JSON sidecar) that ``arvo eval``
-    and the filter load, recording the step it was trained to."""
+def model_from_state(state: dict[str, Any]) -> nn.Module:
+    """The ARVo model a checkpoint's ``state`` (as :func:`read_checkpoint` returns it) holds, on the CPU."""
     from vsarvo.model import ARVo
+
+    model = ARVo(ARVoConfig.from_dict(json.loads(state["config"])["model"]))
+    model.load_state_dict(state["model"])
+    return model
+
+
+def export_weights(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str]) -> int:
+    """Writes the model of a training checkpoint as a weights file (safetensors + JSON sidecar) that
+    ``arvo eval`` and the filter load, recording the step it was trained to; returns that step."""
     from vsarvo.weights import save_model
 
     state = read_checkpoint(checkpoint)
-    model = ARVo(ARVoConfig.from_dict(json.loads(state["config"])["model"]))
-    model.load_state_dict(state["model"])
-    return save_model(model, out, extra={"train_steps": int(state["step"])})
+    save_model(model_from_state(state), out, extra={"train_steps": int(state["step"])})
+    return int(state["step"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,8 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not Path(args.checkpoint).is_file():
         parser.error(f"no checkpoint at {args.checkpoint}")
-    path = export_weights(args.checkpoint, args.out)
-    print(f"wrote {path} (step {read_checkpoint(args.checkpoint)['step']})", file=sys.stderr)
+    step = export_weights(args.checkpoint, args.out)
+    print(f"wrote {args.out} (step {step})", file=sys.stderr)
     return 0
 
 

@@ -42,7 +42,7 @@ from typing import Any, Sequence
 from vsarvo.atomic import atomic_path, write_text_atomic
 
 __all__ = ["PART_BYTES", "BUNDLED", "SLIM_BUNDLED", "ON_DEVICE", "config_from_checkpoint", "slim_checkpoint", "bundle", "unpack",
-           "join", "start_renderer", "wait_for_shard", "mix_in_footage", "data_record", "run_segment", "main"]
+           "join", "start_renderer", "wait_for_shard", "data_record", "run_segment", "main"]
 
 PART_BYTES = 15 * 2**20
 BUNDLED = ("checkpoint.pt", "arvo.safetensors", "best.safetensors", "history.json", "train_config.json")
@@ -56,7 +56,8 @@ ON_DEVICE = {"data_kind": "procedural", "data": None}
 
 
 def config_from_checkpoint(path: Path, **overrides: Any) -> Any:
-    """The TrainConfig a checkpoint was trained with, ``overrides`` applied (checked before any work)."""
+    """The TrainConfig a checkpoint was trained with for a device call: ``overrides`` (those not None) and
+    then ON_DEVICE applied, checked before any work."""
     from vsarvo.model import ARVoConfig
 
     from .checkpoint import read_checkpoint
@@ -65,7 +66,8 @@ def config_from_checkpoint(path: Path, **overrides: Any) -> Any:
     saved = json.loads(read_checkpoint(path)["config"])
     known = {f.name for f in dataclasses.fields(TrainConfig)} - {"model"}
     settings = {k: v for k, v in saved.items() if k in known}
-    settings.update({k: v for k, v in overrides.items() if v is not None or k in ON_DEVICE})
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    settings.update(ON_DEVICE)
     return TrainConfig(model=ARVoConfig.from_dict(saved["model"]), **settings)
 
 
@@ -149,15 +151,6 @@ def _command(args: argparse.Namespace) -> str:
     return shlex.join(words)
 
 
-def mix_in_footage(trainer: Any, folder: str, share: float) -> Any:
-    """Makes ``trainer`` draw a ``share`` of each batch from the footage shards in ``folder``."""
-    from .shards import MixedShardBank, ShardBank
-
-    footage = ShardBank(folder, window=trainer.dataset.window, crop=trainer.dataset.crop, device=trainer.device)
-    trainer.dataset = MixedShardBank(footage, trainer.dataset, share)
-    return trainer.dataset
-
-
 def data_record(dataset: Any) -> dict[str, Any]:
     """The segment record's account of its training data: clips held and, when mixed, samples drawn."""
     if not hasattr(dataset, "drawn"):
@@ -193,11 +186,11 @@ def _measure(trainer: Any) -> dict[str, Any]:
 def run_segment(args: argparse.Namespace) -> dict[str, Any]:
     """Resume, train to the budget, validate, write ``args.out`` (see the module's docstring)."""
     start = time.time()
-    out, resume = Path(args.out), Path(args.resume)
+    resume = Path(args.resume)
     # Checked before anything is rendered or written.
     cfg = config_from_checkpoint(resume, batch_size=args.batch_size, crop=args.crop, precision=args.precision,
                                  compile=args.compile, amp=True, device=args.device, steps=10**9,
-                                 checkpoint_every=10**9, render_workers=0, **ON_DEVICE)
+                                 checkpoint_every=10**9, render_workers=0)
     work = Path(tempfile.mkdtemp(prefix="arvo-gpu-segment-", dir=args.work))
     try:
         return _train_and_write(args, cfg, work, start)
@@ -207,6 +200,7 @@ def run_segment(args: argparse.Namespace) -> dict[str, Any]:
 
 def _train_and_write(args: argparse.Namespace, cfg: Any, work: Path, start: float) -> dict[str, Any]:
     from .loop import Trainer, log
+    from .shards import with_footage
     from .throughput import device_report
 
     out, resume = Path(args.out), Path(args.resume)
@@ -220,7 +214,7 @@ def _train_and_write(args: argparse.Namespace, cfg: Any, work: Path, start: floa
         trainer.load_checkpoint(resume)
         measured = _measure(trainer)
         if args.carried_shards:
-            mix_in_footage(trainer, args.carried_shards, args.footage_share)
+            trainer.dataset = with_footage(trainer.dataset, args.carried_shards, args.footage_share)
         trainer.cfg.time_limit = max(1.0, args.budget - (time.time() - start) - args.reserve)
         log(f"resumed at step {trainer.step_index}; training for {trainer.cfg.time_limit:.0f} s "
             f"(setup took {time.time() - start:.0f} s)")

@@ -102,6 +102,12 @@ def _flow_line(epe: list[list[float]], report: dict[str, Any] | None, command: s
     return "- Flow net: no supervised pretraining recorded."
 
 
+def flow_does_not_align(measured: dict[str, Any] | None, meta: dict[str, Any]) -> bool:
+    """Whether ``flow_shipped.json`` is of the shipped file and its flow net does worse than no motion."""
+    return (measured is not None and measured.get("sha256") == meta.get("sha256")
+            and measured["epe"] > measured["zero_flow_epe"])
+
+
 def shipped_flow_lines(measured: dict[str, Any] | None, meta: dict[str, Any], command: str | None,
                        pretrained: dict[str, Any] | None = None) -> list[str]:
     """What the shipped file's flow net does now (``flow_pretrain --measure``), which may differ from what
@@ -113,7 +119,7 @@ def shipped_flow_lines(measured: dict[str, Any] | None, meta: dict[str, Any], co
                 f"shipped one again (`{command}`)."]
     line = (f"- The shipped file's flow net: end-point error {measured['epe']:.2f} px on {measured['pairs']} held-out "
             f"pairs, against {measured['zero_flow_epe']:.2f} px for predicting no motion")
-    if measured["epe"] > measured["zero_flow_epe"]:
+    if flow_does_not_align(measured, meta):
         line += ": it does not align the neighbours"
         if pretrained is not None:
             line += (f" (after the pretraining above it was at {pretrained['epe_after']:.2f} px: segments that train "
@@ -530,8 +536,7 @@ def limits_section(meta: dict[str, Any], cfg: dict[str, Any], segments: list[dic
         *realistic_limits(real),
         *(["- The flow net does not align the neighbours (see Recipe): the temporal part of the model works "
            "from poorly aligned frames."]
-          if flow_measured and flow_measured.get("sha256") == meta.get("sha256")
-          and flow_measured["epe"] > flow_measured["zero_flow_epe"] else []),
+          if flow_does_not_align(flow_measured, meta) else []),
         f"- Trained on {data} ({meta.get('train_steps', 'unknown')} steps for the shipped file, "
         "a small fraction of the paper's budget).",
         "- For real quality train the paper's configuration on DVD / GoPro / HFR-DVD on a GPU "

@@ -242,17 +242,16 @@ def chosen_sets(args: Any) -> tuple[str, ...]:
     saved = getattr(args, "realistic_from", None)
     if saved and args.test_set == "procedural":
         raise SystemExit(f"eval: --realistic-from {saved} is a realistic set, --set procedural leaves it out: drop one of them")
-    if saved and not args.data:
-        return ("realistic", "procedural") if args.test_set in (None, "both") else ("realistic",)
+    have_realistic = bool(saved) or photos_installed(args.photos)
     if args.test_set is None:
-        if args.data or photos_installed(args.photos):
+        if args.data or have_realistic:
             return ("procedural",) if args.data else ("realistic", "procedural")
         print(f"eval: the realistic set is skipped, there are no photos in {args.photos}: {PHOTOS_HINT}", file=sys.stderr)
         return ("procedural",)
     if args.data and args.test_set != "procedural":
         raise SystemExit(f"eval: --set {args.test_set} scores built-in sets; --data {args.data} replaces the "
                          "procedural set only: leave out --set or give --set procedural")
-    if args.test_set != "procedural" and not photos_installed(args.photos):
+    if args.test_set != "procedural" and not have_realistic:
         raise SystemExit(f"eval: --set {args.test_set} needs the photos, none are in {args.photos}: {PHOTOS_HINT}")
     return ("realistic", "procedural") if args.test_set == "both" else (args.test_set,)
 

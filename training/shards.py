@@ -30,7 +30,7 @@ from vsarvo.atomic import atomic_path
 from .data.rendered import TRAIN_BLUR, _render
 
 __all__ = ["SHARD_GLOB", "to_uint8", "encode_shard", "write_shard", "read_shard", "write_shards", "ShardBank",
-           "MixedShardBank", "main"]
+           "MixedShardBank", "with_footage", "main"]
 
 SHARD_GLOB = "shard_*.npz"
 
@@ -199,6 +199,13 @@ class MixedShardBank:
                 blur[rows], sharp[rows] = bank.sample_batch(count, sub_seed)
             self.drawn[k] += count
         return blur, sharp
+
+
+def with_footage(bank: ShardBank, folder: str | Path, share: float) -> MixedShardBank:
+    """``bank`` with a ``share`` of each batch drawn from the footage shards in ``folder`` instead (the same
+    window, crop and device): how every GPU call mixes the carried footage into its procedural shards."""
+    footage = ShardBank(folder, window=bank.window, crop=bank.crop, device=bank.device)
+    return MixedShardBank(footage, bank, share)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
