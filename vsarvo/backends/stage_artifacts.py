@@ -62,18 +62,21 @@ class StageArtifacts(Generic[T]):
             tile_overlap=self.tile_overlap, folder=self.root, rebuild=rebuild,
         )
 
-    def _onnx_is_cached(self, height: int, width: int) -> bool:
+    def _onnx_path(self, height: int, width: int) -> Path:
         from vsarvo.export.onnx_export import cached_onnx_path
 
         return cached_onnx_path(
             self.model, "stage", height=height, width=width, precision=self.precision, tile=self.tile,
             tile_overlap=self.tile_overlap, folder=self.root,
-        ).is_file()
+        )
 
     def _make_once_rebuilt(self, height: int, width: int) -> T:
         """``make`` on the cached graph; a cached graph that fails to load is exported again, once."""
-        was_cached = self._onnx_is_cached(height, width)
-        path = self.onnx(height, width)
+        # The path costs a digest of every weight: work it out once when the graph is cached.
+        path = self._onnx_path(height, width)
+        was_cached = path.is_file()
+        if not was_cached:
+            path = self.onnx(height, width)
         try:
             return self._make(path, height, width)
         except (CacheError, BackendError, ImportError):
