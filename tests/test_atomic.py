@@ -36,3 +36,14 @@ def test_the_temporary_name_keeps_the_suffix_writers_pick_formats_by(tmp_path: P
         assert tmp.parent == tmp_path and tmp.name.endswith(".png") and tmp.name != "curves.png"
         tmp.write_bytes(b"png")
     assert (tmp_path / "curves.png").read_bytes() == b"png"
+
+
+def test_temporary_glob_matches_the_temporary_file_atomic_path_makes(tmp_path):
+    from vsarvo.atomic import temporary_glob
+
+    for name in ("arvo-job.json", "clip.mkv.log"):
+        with atomic_path(tmp_path / name) as tmp:
+            tmp.write_text("x")
+            assert list(tmp_path.glob(temporary_glob(name))) == [tmp]
+            assert list(tmp_path.glob(temporary_glob("*" + Path(name).suffix))) == [tmp]
+        assert list(tmp_path.glob(temporary_glob(name))) == []

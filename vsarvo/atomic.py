@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["atomic_path", "commit", "write_bytes_atomic", "write_text_atomic"]
+__all__ = ["atomic_path", "commit", "temporary_glob", "write_bytes_atomic", "write_text_atomic"]
 
 
 def _fsync_directory(folder: Path) -> None:
@@ -48,6 +48,17 @@ def commit(tmp: str | os.PathLike[str], final: str | os.PathLike[str], *, fsync:
     return final
 
 
+# How a temporary file of ``atomic_path`` is named beside its target: ``.<stem>.<random>.tmp<suffix>``.
+_TEMPORARY_PREFIX, _TEMPORARY_SUFFIX = ".{stem}.", ".tmp{suffix}"
+
+
+def temporary_glob(name: str) -> str:
+    """The glob pattern matching the temporary files ``atomic_path`` makes for a target named ``name``
+    (``"*"`` as the stem: those of any target with that suffix)."""
+    path = Path(name)
+    return _TEMPORARY_PREFIX.format(stem=path.stem) + "*" + _TEMPORARY_SUFFIX.format(suffix=path.suffix)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str], *, fsync: bool = False) -> Iterator[Path]:
     """Yield a temporary path (``.<stem>.<random>.tmp<suffix>``) beside ``path``; when the block
@@ -61,7 +72,8 @@ def atomic_path(path: str | os.PathLike[str], *, fsync: bool = False) -> Iterato
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp" + path.suffix)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=_TEMPORARY_PREFIX.format(stem=path.stem),
+                                suffix=_TEMPORARY_SUFFIX.format(suffix=path.suffix))
     os.close(fd)
     tmp = Path(name)
     try:

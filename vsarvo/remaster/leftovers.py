@@ -18,6 +18,7 @@ import socket
 import tempfile
 from pathlib import Path
 
+from vsarvo.atomic import temporary_glob
 from vsarvo.remaster.job import PARTIAL_MARK
 
 __all__ = [
@@ -116,12 +117,12 @@ def remove_job_temporaries(out: Path, names: tuple[str, ...], log_dir: str) -> l
     """Remove the temporary files (vsarvo.atomic's ``.<stem>.<random>.tmp<suffix>``) of a job's own
     records in its folder ``out``: the files ``names`` and the logs under ``log_dir``. Only the
     holder of the folder's lock may call this: no other writer of those files can be running."""
-    patterns = [f".{Path(name).stem}.*.tmp{Path(name).suffix}" for name in names]
+    patterns = [temporary_glob(name) for name in names]
     removed = []
     try:
         found = [p for pattern in patterns for p in out.glob(pattern)]
         if (out / log_dir).is_dir():
-            found += list((out / log_dir).rglob(".*.tmp.log"))
+            found += list((out / log_dir).rglob(temporary_glob("*.log")))
     except OSError:
         return removed
     for path in found:
