@@ -339,31 +339,38 @@ def _replacements(family: vs.ColorFamily, plane: int) -> tuple[float, float]:
     return (-0.5, 0.5) if family == vs.YUV and plane > 0 else (0.0, 1.0)
 
 
-def _finite_input(clip: vs.VideoNode, mode: str) -> vs.VideoNode:
-    """A float clip whose frames hold no NaN or +-inf: ``mode`` "error" refuses such a frame (every
+def _finite_frame(n: int, f: vs.VideoFrame, mode: str) -> vs.VideoFrame:
+    """Frame n of a float clip without NaN or +-inf: ``mode`` "error" refuses such a frame (every
     output frame whose window includes it fails, naming it), "replace" sets NaN to 0 and +-inf to the
-    ends of the plane's range. Integer clips cannot hold either and are returned as they are."""
-    fmt = clip.format
-    if fmt.sample_type != vs.FLOAT:
-        return clip
+    ends of the plane's range."""
+    fmt = f.format
+    bad = [p for p in range(fmt.num_planes) if not np.isfinite(np.asarray(f[p])).all()]
+    if not bad:
+        return f
+    if mode == "error":
+        counts = sum(int((~np.isfinite(np.asarray(f[p]))).sum()) for p in bad)
+        raise _error(
+            f"frame {n} has {counts} NaN or infinite sample(s) (plane(s) {', '.join(map(str, bad))}); "
+            "the model would spread them over this frame and its neighbours' outputs. Fix the source, "
+            "or pass nonfinite='replace' (NaN -> 0, +-inf -> the ends of the range)"
+        )
+    out = f.copy()
+    for p in bad:
+        low, high = _replacements(fmt.color_family, p)
+        plane = np.asarray(out[p])
+        np.copyto(plane, np.nan_to_num(plane, nan=0.0, posinf=high, neginf=low))
+    return out
+
+
+def _checked_input(clip: vs.VideoNode, nonfinite: str) -> vs.VideoNode:
+    """The input with every frame checked before any stage reads it, as a neighbour or as the frame
+    being restored: an interlaced frame is refused, and float frames go through ``_finite_frame``
+    (integer clips cannot hold NaN or inf)."""
+    floats = clip.format.sample_type == vs.FLOAT
 
     def check(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
-        bad = [p for p in range(fmt.num_planes) if not np.isfinite(np.asarray(f[p])).all()]
-        if not bad:
-            return f
-        if mode == "error":
-            counts = sum(int((~np.isfinite(np.asarray(f[p]))).sum()) for p in bad)
-            raise _error(
-                f"frame {n} has {counts} NaN or infinite sample(s) (plane(s) {', '.join(map(str, bad))}); "
-                "the model would spread them over this frame and its neighbours' outputs. Fix the source, "
-                "or pass nonfinite='replace' (NaN -> 0, +-inf -> the ends of the range)"
-            )
-        out = f.copy()
-        for p in bad:
-            low, high = _replacements(fmt.color_family, p)
-            plane = np.asarray(out[p])
-            np.copyto(plane, np.nan_to_num(plane, nan=0.0, posinf=high, neginf=low))
-        return out
+        _reject_interlaced(n, f)
+        return _finite_frame(n, f, nonfinite) if floats else f
 
     return vs.core.std.ModifyFrame(clip, clip, check)
 
@@ -379,7 +386,6 @@ def _stage_node(
     *,
     scene_change: bool,
     sc_threshold: float,
-    check_interlaced: bool,
 ) -> vs.VideoNode:
     """One ARVo stage over an RGBS clip: frame j = stage(clip[c(j-1)], clip[j], clip[c(j+1)]).
 
@@ -390,8 +396,6 @@ def _stage_node(
 
     def restore(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
         prev, ref, nxt = f
-        if check_interlaced:
-            _reject_interlaced(n, ref)
         if scene_change:
             if _cut_between(prev, ref, sc_threshold):
                 prev = ref
@@ -479,7 +483,7 @@ def Deblur(
         compile, channels_last (torch: torch.compile; NHWC), threads (ort: threads per session), workspace,
             optimization_level (trt: MiB, 0-5), cache_dir (ort, trt: cached graphs and engines): backend options.
         nonfinite: float clips' NaN/+-inf samples: "error" fails every output frame whose window holds
-            such a frame, naming it; "replace" sets NaN to 0 and +-inf to the range's ends (see _finite_input).
+            such a frame, naming it; "replace" sets NaN to 0 and +-inf to the range's ends (see _finite_frame).
 
     Returns:
         The deblurred clip: same format, size, length and frame rate, each frame with its input
@@ -543,14 +547,14 @@ def _deblur_graph(
     sc_threshold: float,
     nonfinite: str,
 ) -> vs.VideoNode:
-    """The filter graph: non-finite check, cut measure, to RGBS, ``stages`` stage nodes, back to the
+    """The filter graph: input checks (interlaced, non-finite), cut measure, to RGBS, ``stages`` stage nodes, back to the
     input's format."""
-    x = _finite_input(clip, nonfinite)
+    x = _checked_input(clip, nonfinite)
     if scene_change:
         # The measure for cut j|j+1 goes on frame j; the stage nodes read it from there.
         x = vs.core.std.PlaneStats(x, _shifted(x)[1], plane=0, prop=_SC_PREFIX)
     x = _to_rgbs(x)
     for s in range(stages):
-        x = _stage_node(x, run, scene_change=scene_change, sc_threshold=sc_threshold, check_interlaced=(s == 0))
+        x = _stage_node(x, run, scene_change=scene_change, sc_threshold=sc_threshold)
     # The input's properties, unchanged: the output has the input's format, so they all still hold.
     return vs.core.std.CopyFrameProps(_from_rgbs(x, clip), clip)
