@@ -155,3 +155,56 @@ def test_ort_threads_reach_the_session(weights: Path, cache: Path) -> None:
     runner.run(*_frames(H, W, 6))
     session = runner._sessions.get(H, W)
     assert session.get_session_options().intra_op_num_threads == 1
+
+
+# --- running out of GPU memory -------------------------------------------------------------------------
+# CUDA's out-of-memory error cannot happen on this CPU, so these tests wrap the real stage in one that
+# raises it above a tile edge, as a GPU with too little memory would (tests/test_gpu.py does it for real).
+
+class _MemoryLimitedStage:
+    """The real stage, out of memory when a call is untiled or its tiles are larger than ``fits``."""
+
+    def __init__(self, stage, fits: int) -> None:  # noqa: ANN001 - ARVoStage
+        self.stage, self.fits, self.tiles = stage, fits, []
+
+    def __call__(self, *frames: torch.Tensor, tile: int | None, tile_overlap: int | None) -> torch.Tensor:
+        self.tiles.append(tile)
+        if tile is None or tile > self.fits:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return self.stage(*frames, tile=tile, tile_overlap=tile_overlap)
+
+
+def test_tile_ladder_cuts_the_frame_largest_first() -> None:
+    from vsarvo.backends.torch_backend import tile_ladder
+
+    assert tile_ladder(2160, 3840) == [2048, 1024, 512, 256, 128, 64]
+    assert tile_ladder(540, 960) == [512, 256, 128, 64]
+    assert tile_ladder(64, 64) == []
+
+
+def test_a_frame_that_runs_out_of_memory_is_run_in_the_largest_exact_tiles_that_fit(weights: Path, capfd) -> None:
+    frames = _frames(H, W, 4)
+    runner = create_runner(Backend.Torch(device="cpu"), weights=str(weights))
+    whole = runner.run(*frames)
+    runner._forward = limited = _MemoryLimitedStage(runner.stage, fits=64)
+    out = runner.run(*frames)
+    assert limited.tiles == [None, 64]  # the ladder below 95 px: 64
+    assert runner.auto_tiles == {(H, W): 64}
+    assert "95x67 does not fit in the memory of cpu untiled; running it in exact 64-pixel tiles" in capfd.readouterr().err
+    assert (out - whole).abs().max().item() <= 1e-5 and (out - frames[1]).abs().max().item() > 0.05
+    runner.run(*frames)
+    assert limited.tiles[2:] == [64]  # the size's tile is kept: no second untiled try
+    assert capfd.readouterr().err == ""
+
+
+def test_running_out_of_memory_in_the_smallest_tile_or_a_chosen_tile_is_a_named_error(weights: Path) -> None:
+    frames = _frames(H, W, 4)
+    runner = create_runner(Backend.Torch(device="cpu"), weights=str(weights))
+    runner._forward = _MemoryLimitedStage(runner.stage, fits=32)
+    with pytest.raises(BackendError, match=r"out of GPU memory at 95x67 even in 64-pixel tiles: free GPU memory"):
+        runner.run(*frames)
+    chosen = create_runner(Backend.Torch(device="cpu"), weights=str(weights), tile=64)
+    chosen._forward = limited = _MemoryLimitedStage(chosen.stage, fits=32)
+    with pytest.raises(BackendError, match=r"out of GPU memory at 95x67 with tile=64: use a smaller tile"):
+        chosen.run(*frames)
+    assert limited.tiles == [64]  # a tile the user chose is never changed

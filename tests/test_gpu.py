@@ -176,3 +176,49 @@ def test_half_aggregation_is_at_least_3x_faster_than_fp32_at_1080p_level_1():
             end.synchronize()
             seconds[dtype] = start.elapsed_time(end) / 3
     assert seconds[torch.bfloat16] * 3 <= seconds[torch.float32], seconds
+
+
+def test_concurrent_calls_on_their_own_streams_give_each_frame_its_own_result():
+    # Four threads share one runner: each has its own CUDA stream and pinned buffers, so a result must
+    # never carry another call's input (a missing stream synchronisation or a shared buffer would).
+    from concurrent.futures import ThreadPoolExecutor
+
+    runner = create_runner(Backend.Torch(device="cuda:0", precision="fp32"))
+    windows = [[torch.roll(f, shifts=(0, 5 * k), dims=(2, 3)) for f in frames(256, 320)] for k in range(8)]
+    alone = [runner.run(*w) for w in windows]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda w: runner.run(*w), windows * 3))
+    for k, out in enumerate(together):
+        assert torch.equal(out, alone[k % len(windows)])
+
+
+def _peak_bytes(runner, x) -> int:
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats(0)
+    runner.run(*x)
+    return torch.cuda.max_memory_allocated(0)
+
+
+def test_a_frame_that_does_not_fit_untiled_runs_in_exact_tiles(capfd):
+    # Measure what 4K needs untiled and in 512-pixel tiles, then cap this process's GPU memory halfway
+    # between: the untiled call must run out of memory and the runner must fall back to tiles by itself.
+    x = frames(2160, 3840)
+    untiled = create_runner(Backend.Torch(device="cuda:0", precision="fp32"))
+    reference = untiled.run(*x)
+    full = _peak_bytes(untiled, x)
+    tiled = _peak_bytes(create_runner(Backend.Torch(device="cuda:0", precision="fp32"), tile=512), x)
+    if tiled >= 0.9 * full:
+        pytest.skip(f"512-pixel tiles need {tiled} bytes against {full} untiled: no room for the test")
+    torch.cuda.empty_cache()
+    total = torch.cuda.get_device_properties(0).total_memory
+    torch.cuda.set_per_process_memory_fraction((full + tiled) / 2 / total, 0)
+    try:
+        runner = create_runner(Backend.Torch(device="cuda:0", precision="fp32"))
+        out = runner.run(*x)
+        again = runner.run(*x)
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0, 0)
+    edge = runner.auto_tiles.get((2160, 3840))
+    assert edge is not None and edge >= 512
+    assert capfd.readouterr().err.count("running it in exact") >= 1
+    assert psnr(out, reference) >= 60.0 and torch.equal(out, again)
