@@ -81,15 +81,16 @@ def _parity_row(config: str, size: str, precisions: list[str]) -> dict[str, Any]
     return {"kind": "parity", "config": config, "size": label, "width": width, "height": height, "precisions": precisions}
 
 
-def _filter_row(config: str, size: str, frames: int, precision: str) -> dict[str, Any]:
+def _filter_row(config: str, size: str, frames: int, precision: str, streams: int = 1) -> dict[str, Any]:
     label, width, height = parse_frame_size(size)
     return {"kind": "filter", "config": config, "size": label, "width": width, "height": height, "frames": frames,
-            "precision": precision}
+            "precision": precision, "streams": streams}
 
 
 def gpu_plan(compile_modes: list[str], *, filter_frames: int = 24) -> list[dict[str, Any]]:
     """The GPU rows in priority order, so that what the budget cuts is what matters least: both
-    configurations at 1080p eager with their parity, the filter at 1080p, paper at 1080p through the
+    configurations at 1080p eager with their parity, the filter at 1080p (one model call at a time, then
+    two on their own CUDA streams), paper at 1080p through the
     first of ``compile_modes`` (put the quickest to build first), 540p, tiny at 4K with parity, tiny
     compiled, paper at 4K with parity, the other compile modes, then the longer filter rows."""
     eager = [RunPath("fp16"), RunPath("bf16")]
@@ -99,7 +100,7 @@ def gpu_plan(compile_modes: list[str], *, filter_frames: int = 24) -> list[dict[
     for config in ("paper", "tiny"):
         rows += [_model_row(config, "1080p", p) for p in eager]
         rows.append(_parity_row(config, "1080p", ["fp16", "bf16"]))
-    rows.append(_filter_row("tiny", "1080p", filter_frames, "fp16"))
+    rows += [_filter_row("tiny", "1080p", filter_frames, "fp16", streams) for streams in (1, 2)]
     rows += compiled["paper"][:1]
     rows += [_model_row(config, "540p", p) for config in ("tiny", "paper") for p in eager]
     rows += [_model_row("tiny", "2160p", p) for p in eager] + [_parity_row("tiny", "2160p", ["fp16", "bf16"])]
@@ -112,14 +113,18 @@ def gpu_plan(compile_modes: list[str], *, filter_frames: int = 24) -> list[dict[
 
 
 def cpu_tiny_plan(size: str = "64x64") -> list[dict[str, Any]]:
-    """The CPU mode: the tiny configuration at one small size, eager fp32 and bf16, parity, the filter."""
+    """The CPU mode: the tiny configuration at one small size, eager fp32 and bf16, parity, the filter with
+    one and with two model calls at a time."""
     return [_model_row("tiny", size, RunPath("fp32")), _model_row("tiny", size, RunPath("bf16")),
-            _parity_row("tiny", size, ["bf16"]), _filter_row("tiny", size, 6, "fp32")]
+            _parity_row("tiny", size, ["bf16"]), _filter_row("tiny", size, 6, "fp32"),
+            _filter_row("tiny", size, 6, "fp32", streams=2)]
 
 
 def row_name(row: dict[str, Any]) -> str:
-    """'kind config size path' (path for model rows only), what --only matches."""
-    return " ".join(filter(None, [row["kind"], row["config"], row["size"], row.get("path")]))
+    """'kind config size path' (path for model rows only; 'streams N' for filter rows with N > 1), what
+    --only matches."""
+    streams = f"streams {row['streams']}" if row.get("streams", 1) > 1 else None
+    return " ".join(filter(None, [row["kind"], row["config"], row["size"], row.get("path"), streams]))
 
 
 class _Run:

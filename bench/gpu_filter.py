@@ -58,7 +58,8 @@ def fill(n, f):
 
 source = core.resize.Bicubic(core.std.ModifyFrame(blank, blank, fill), format=vs.YUV420P8, matrix_s="709")
 tile_edge = None if tile == "none" else int(tile)
-clip = vsarvo.Deblur(source, weights=weights, device=device, precision=precision, tile=tile_edge)
+clip = vsarvo.Deblur(source, weights=weights, device=device, precision=precision, tile=tile_edge,
+                     streams=int(streams))
 clip.set_output()
 '''
 
@@ -154,7 +155,8 @@ def _script_args(spec: dict[str, Any]) -> dict[str, str]:
     tile = spec.get("tile")
     return {"repo": str(REPO_ROOT), "width": str(spec["width"]), "height": str(spec["height"]),
             "frames": str(spec["frames"]), "weights": str(spec["weights"]), "device": spec["device"],
-            "precision": spec["precision"], "tile": "none" if tile is None else str(tile)}
+            "precision": spec["precision"], "tile": "none" if tile is None else str(tile),
+            "streams": str(spec.get("streams", 1))}
 
 
 def _run_once(runner: str, script: Path, args: dict[str, str], *, end: int, env: dict[str, str], timeout: float) -> float:
@@ -177,7 +179,8 @@ def _run_once(runner: str, script: Path, args: dict[str, str], *, end: int, env:
 
 
 def run_filter(spec: dict[str, Any], *, timeout: float) -> dict[str, Any]:
-    """One filter row: ``spec`` has width, height, frames, weights, device, precision, tile, warmup.
+    """One filter row: ``spec`` has width, height, frames, weights, device, precision, tile, warmup and
+    optionally streams (model calls at once, default 1).
 
     Runs the script twice (the first ``warmup`` frames, then all of them), each in a new process.
     Returns status "ok" with runner ("vspipe", or "python" with vspipe_error when vspipe could not
@@ -222,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda:0")
     parser.add_argument("--precision", default=None)
     parser.add_argument("--tile", type=int, default=None)
+    parser.add_argument("--streams", type=int, default=1, help="model calls at once (Deblur's streams)")
     parser.add_argument("--timeout", type=float, default=600.0)
     args = parser.parse_args(argv)
     from bench.gpu import parse_frame_size
@@ -229,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     label, width, height = parse_frame_size(args.size)
     spec = {"width": width, "height": height, "frames": args.frames, "warmup": args.warmup, "weights": args.weights,
             "device": args.device, "precision": args.precision or ("fp32" if args.device == "cpu" else "fp16"),
-            "tile": args.tile}
+            "tile": args.tile, "streams": args.streams}
     print(json.dumps({"size": label, **run_filter(spec, timeout=args.timeout)}, indent=2))
     return 0
 
