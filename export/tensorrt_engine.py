@@ -22,11 +22,12 @@ import torch
 
 from vsarvo.artifacts import cache_dir, safe_name
 from vsarvo.atomic import write_bytes_atomic
+from vsarvo.backends.errors import CacheError
 from vsarvo.backends.options import DEFAULT_OPTIMIZATION_LEVEL, DEFAULT_WORKSPACE_MIB
 from vsarvo.digest import file_sha256
 
 __all__ = [
-    "TensorRTUnavailable", "EngineBuildError", "ShapeRange", "MIN_TENSORRT", "import_tensorrt",
+    "TensorRTUnavailable", "EngineBuildError", "GraphParseError", "ShapeRange", "MIN_TENSORRT", "import_tensorrt",
     "tensorrt_version", "trt_logger", "gpu_name", "engine_name", "build_engine", "cached_engine", "file_digest",
     "graph_precision",
     "DEFAULT_WORKSPACE", "DEFAULT_OPTIMIZATION_LEVEL",
@@ -44,6 +45,11 @@ class TensorRTUnavailable(RuntimeError):
 
 class EngineBuildError(RuntimeError):
     """TensorRT could not parse the graph or build the engine; the message carries its errors."""
+
+
+class GraphParseError(EngineBuildError):
+    """TensorRT's ONNX parser refused the graph file (a damaged file is worth exporting again; a build
+    that fails after parsing is not)."""
 
 
 @dataclass(frozen=True)
@@ -194,7 +200,7 @@ def build_engine(
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise EngineBuildError(f"TensorRT could not parse {onnx_path}: {errors}")
+        raise GraphParseError(f"TensorRT could not parse {onnx_path}: {errors}")
     inputs = [network.get_input(i).name for i in range(network.num_inputs)]
     if sorted(inputs) != sorted(shapes):
         raise ValueError(f"shapes must name exactly the graph's inputs {inputs}, got {sorted(shapes)}")
@@ -215,7 +221,10 @@ def build_engine(
     if plan is None:
         raise EngineBuildError(f"TensorRT failed to build an engine from {onnx_path}; its log (stderr) says why")
     if timing_cache is not None:
-        write_bytes_atomic(timing_cache, bytes(memoryview(config.get_timing_cache().serialize())))
+        try:
+            write_bytes_atomic(timing_cache, bytes(memoryview(config.get_timing_cache().serialize())))
+        except OSError as exc:
+            raise CacheError.writing(timing_cache, exc) from exc
     return bytes(memoryview(plan))
 
 
@@ -258,4 +267,7 @@ def cached_engine(
         onnx_path, shapes=shapes, workspace=workspace, optimization_level=optimization_level,
         timing_cache=timing,
     )
-    return write_bytes_atomic(path, plan)
+    try:
+        return write_bytes_atomic(path, plan)
+    except OSError as exc:
+        raise CacheError.writing(path, exc) from exc

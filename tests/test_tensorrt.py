@@ -667,6 +667,87 @@ def test_trt_runner_runs_the_stage_end_to_end_on_the_fake(fake_trt, fake_cuda_de
     assert events[i + 1:i + 3] == [("copy", "own"), ("wait", "caller", "own")]  # restored out
 
 
+def _trt_runner_with_cached_graph(fake_trt, tmp_path: Path):  # noqa: ANN001, ANN202 - (trt module, make)
+    """A fake TensorRT, and a maker of trt runners sharing one cache in which the stage graph for 64x72
+    frames is already exported (a first runner ran a frame), so a failure below is the engine's."""
+    from vsarvo.backends import Backend, create_runner
+
+    trt = fake_trt("11.4.0.106")
+    _, weights = _head_reinitialised_model(tmp_path, **SMALL)
+
+    def make():  # noqa: ANN202
+        return create_runner(Backend.TRT(device="cuda:0", precision="fp32", cache_dir=str(tmp_path / "c")),
+                             weights=str(weights))
+
+    make().run(*_small_frames())
+    return trt, make
+
+
+def _small_frames() -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(1)
+    return [torch.rand(1, 3, 64, 72, generator=generator) for _ in range(3)]
+
+
+def test_an_engine_that_fails_to_build_is_built_once_and_named(fake_trt, fake_cuda_device: dict, calls: list,
+                                                                tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vsarvo.backends import BackendError
+
+    trt, make = _trt_runner_with_cached_graph(fake_trt, tmp_path)
+    for engine in (tmp_path / "c" / "tensorrt").glob("*.engine"):
+        engine.unlink()
+
+    def fails(self, network, config):  # noqa: ANN001, ANN202 - the builder's signature
+        calls.append(("build",))
+        return None
+
+    monkeypatch.setattr(trt.Builder, "build_serialized_network", fails)
+    calls.clear()
+    with pytest.raises(BackendError, match=r"could not build a working engine for 72x64 frames: TensorRT failed "
+                                           r"to build.*larger workspace="):
+        make().run(*_small_frames())
+    assert calls.count(("build",)) == 1  # exporting the same graph again would only fail the same way
+
+
+def test_a_cached_engine_that_never_loads_is_rebuilt_once_then_named(fake_trt, fake_cuda_device: dict, calls: list,
+                                                                    tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from vsarvo.backends import BackendError
+
+    trt, make = _trt_runner_with_cached_graph(fake_trt, tmp_path)
+    monkeypatch.setattr(trt.Runtime, "deserialize_cuda_engine", lambda self, plan: None)
+    calls.clear()
+    with pytest.raises(BackendError, match="could not build a working engine.*delete it from the cache"):
+        make().run(*_small_frames())
+    assert calls.count(("build",)) == 1  # the cached engine, then one rebuild; the graph is not exported again
+
+
+def test_a_damaged_cached_engine_is_rebuilt_once_and_runs(fake_trt, fake_cuda_device: dict, calls: list,
+                                                         tmp_path: Path) -> None:
+    _, make = _trt_runner_with_cached_graph(fake_trt, tmp_path)
+    (engine,) = (tmp_path / "c" / "tensorrt").glob("*.engine")
+    good = engine.read_bytes()
+    engine.write_bytes(b"garbage")
+    calls.clear()
+    make().run(*_small_frames())
+    assert calls.count(("build",)) == 1 and engine.read_bytes() == good
+
+
+def test_an_engine_cache_on_a_full_disk_is_a_cache_error(fake_trt, onnx_file: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from vsarvo.backends import CacheError
+
+    fake_trt("11.4.0.106")
+
+    def full(path, data):  # noqa: ANN001, ANN202 - write_bytes_atomic's signature
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(te, "write_bytes_atomic", full)
+    with pytest.raises(CacheError, match=r"cannot write .*timing-trt.* in the vsarvo cache: the disk is full"):
+        te.cached_engine(onnx_file, shapes=SHAPES, precision="fp32", folder=tmp_path)
+
+
 # --- the real TensorRT ------------------------------------------------------------------------------
 
 def _real_tensorrt() -> bool:

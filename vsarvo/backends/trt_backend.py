@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from .base import BackendError, CacheError, StageRunner, resolve_device, resolve_precision
+from .base import BackendError, StageRunner, resolve_device, resolve_precision
 from .options import Backend
 from .stage_artifacts import StageArtifacts
 
@@ -49,9 +49,16 @@ class TrtRunner(StageRunner):
         )
 
     def _engine_runner(self, onnx_path: Path, height: int, width: int):  # noqa: ANN202 - EngineRunner
-        """The engine runner for this graph; a cached engine that TensorRT cannot load is built again, once."""
+        """The engine runner for this graph; a cached engine that TensorRT cannot load is built again, once.
+
+        A graph TensorRT cannot parse raises GraphParseError, for StageArtifacts to export it again once;
+        an engine that fails to build, or to load once rebuilt, is a BackendError at once (exporting the
+        same graph again would only build it again).
+        """
         from vsarvo.export.graphs import graph_spec
-        from vsarvo.export.tensorrt_engine import EngineBuildError, ShapeRange, TensorRTUnavailable, cached_engine
+        from vsarvo.export.tensorrt_engine import (
+            EngineBuildError, GraphParseError, ShapeRange, TensorRTUnavailable, cached_engine,
+        )
         from vsarvo.export.tensorrt_runner import EngineRunner
 
         spec = graph_spec(self.model, "stage", height=height, width=width)
@@ -75,10 +82,13 @@ class TrtRunner(StageRunner):
                     return EngineRunner(engine(), device=self._dev)
         except TensorRTUnavailable as exc:
             raise BackendError(str(exc)) from exc
-        except CacheError:
+        except GraphParseError:
             raise
-        except OSError as exc:
-            raise CacheError.writing(getattr(exc, "filename", None) or self._runners.root, exc) from exc
+        except EngineBuildError as exc:
+            raise BackendError(
+                f"TensorRT could not build a working engine for {width}x{height} frames: {exc}; try a larger "
+                "workspace=, another optimization_level=, or backend='torch'"
+            ) from exc
 
     def run(self, prev: torch.Tensor, ref: torch.Tensor, nxt: torch.Tensor) -> torch.Tensor:
         height, width = ref.shape[-2:]
