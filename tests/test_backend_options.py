@@ -73,6 +73,39 @@ def test_flat_arguments_become_the_named_backends_object() -> None:
     assert trt.workspace_bytes == 2048 << 20
 
 
+def test_compile_mode_maps_onto_the_torch_object_with_compile() -> None:
+    assert from_flat("torch", compile=True, compile_mode="max-autotune-no-cudagraphs") == Backend.Torch(
+        compile=True, compile_mode="max-autotune-no-cudagraphs")
+    assert from_flat("torch", compile=True, compile_mode=None).compile_mode is None
+    assert options.COMPILE_MODES == ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+    with pytest.raises(ValueError, match="compile_mode='reduce-overhead' needs compile=True"):
+        from_flat("torch", compile_mode="reduce-overhead")
+    with pytest.raises(ValueError, match="compile_mode is not an option of the trt backend; it needs backend='torch'"):
+        from_flat("trt", compile_mode="default")
+
+
+@pytest.mark.parametrize("mode", [None, "max-autotune"])
+def test_the_torch_runner_hands_compile_mode_to_torch_compile(
+    mode: str | None, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vsarvo.backends import create_runner, torch_backend
+    from vsarvo.model import ARVo, ARVoConfig
+    from vsarvo.weights import save_model
+
+    calls = []
+
+    def recording_compile(module, **kwargs):  # noqa: ANN001, ANN202 - torch.compile's signature
+        calls.append((module, kwargs))
+        return module  # a real compile on the CPU is too slow for a unit test
+
+    monkeypatch.setattr(torch_backend.torch, "compile", recording_compile)
+    weights = save_model(ARVo(ARVoConfig.tiny()), tmp_path / "w.safetensors")
+    runner = create_runner(Backend.Torch(device="cpu", compile=True, compile_mode=mode), weights=str(weights))
+    assert calls == [(runner.stage, {"dynamic": False, "mode": mode})]
+    create_runner(Backend.Torch(device="cpu"), weights=str(weights))
+    assert len(calls) == 1  # compile=False: not compiled
+
+
 def test_none_counts_as_not_given() -> None:
     assert from_flat("ort", compile=None, workspace=None, device=None) == Backend.ORT()
 
@@ -95,6 +128,10 @@ def test_unknown_backend_and_unknown_option_are_refused() -> None:
 @pytest.mark.parametrize(("make", "message"), [
     (lambda: Backend.Torch(precision="fp8"), "precision must be one of fp32, fp16, bf16, got 'fp8'"),
     (lambda: Backend.Torch(compile=1), "compile must be True or False, got 1"),
+    (lambda: Backend.Torch(compile=True, compile_mode="fast"),
+     "compile_mode must be one of default, reduce-overhead, max-autotune, max-autotune-no-cudagraphs, got 'fast'"),
+    (lambda: Backend.Torch(compile_mode="max-autotune"),
+     "compile_mode='max-autotune' needs compile=True: pass compile=True"),
     (lambda: Backend.ORT(threads=0), "threads must be an integer >= 1, got 0"),
     (lambda: Backend.TRT(optimization_level=6), r"optimization_level must be an integer in 0..5, got 6"),
     (lambda: Backend.TRT(workspace=-1), "workspace must be an integer >= 1, got -1"),
@@ -115,6 +152,7 @@ def test_backend_objects_are_frozen_and_hashable() -> None:
 def test_torch_only_options_live_only_on_torch() -> None:
     assert options.FLAT_OPTIONS["compile"] == ("torch",)
     assert options.FLAT_OPTIONS["channels_last"] == ("torch",)
+    assert options.FLAT_OPTIONS["compile_mode"] == ("torch",)
     assert options.FLAT_OPTIONS["workspace"] == ("trt",)
     assert options.FLAT_OPTIONS["device"] == ("torch", "ort", "trt")
 

@@ -50,6 +50,32 @@ def test_bad_flag_values_are_refused_by_the_parser(capsys: pytest.CaptureFixture
     with pytest.raises(SystemExit):
         parse(["--precision", "fp8"])
     assert "invalid choice: 'fp8'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse(["--compile", "--compile-mode", "fast"])
+    assert "invalid choice: 'fast'" in capsys.readouterr().err
+
+
+def test_compile_mode_flag_reaches_the_torch_backend_object() -> None:
+    from vsarvo.backends import Backend
+    from vsarvo.filter import _backend_options
+
+    kwargs = deblur_kwargs(parse(["--backend", "torch", "--compile", "--compile-mode", "max-autotune"]))
+    assert kwargs == {"backend": "torch", "compile": True, "compile_mode": "max-autotune"}
+    backend = kwargs.pop("backend")
+    assert _backend_options(backend, kwargs) == Backend.Torch(compile=True, compile_mode="max-autotune")
+    # As core.arvo.Deblur hands it over: compile as an int, the mode as VapourSynth data (bytes).
+    assert _backend_options("torch", {"compile": 1, "compile_mode": b"reduce-overhead"}) == Backend.Torch(
+        compile=True, compile_mode="reduce-overhead")
+
+
+def test_compile_mode_without_compile_is_a_filter_error_naming_the_fix() -> None:
+    import vapoursynth as vs
+
+    from vsarvo.filter import Deblur
+
+    clip = vs.core.std.BlankClip(format=vs.RGBS, width=64, height=64, length=2)
+    with pytest.raises(vs.Error, match="compile_mode='max-autotune' needs compile=True: pass compile=True"):
+        Deblur(clip, backend="torch", compile_mode="max-autotune")
 
 
 def test_settings_hash_input_fills_defaults_and_leaves_speed_options_out() -> None:
@@ -78,3 +104,28 @@ def test_the_filter_takes_what_the_flags_give(tmp_path: Path) -> None:
     clip = vs.core.std.BlankClip(format=vs.RGBS, width=64, height=64, length=2)
     out = Deblur(clip, **deblur_kwargs(args))
     assert (out.width, out.height, out.num_frames, out.format.id) == (64, 64, 2, vs.RGBS)
+
+
+def test_core_arvo_deblur_and_vsarvo_deblur_hand_compile_mode_to_torch_compile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import vapoursynth as vs
+
+    import vsarvo
+    from vsarvo.backends import torch_backend
+    from vsarvo.model import ARVo, ARVoConfig
+    from vsarvo.weights import save_model
+
+    modes = []
+
+    def recording_compile(module, **kwargs):  # noqa: ANN001, ANN202 - torch.compile's signature
+        modes.append(kwargs["mode"])
+        return module  # a real compile on the CPU is too slow for a unit test
+
+    monkeypatch.setattr(torch_backend.torch, "compile", recording_compile)
+    clip = vs.core.std.BlankClip(format=vs.RGBS, width=64, height=64, length=2)
+    on_cpu = {"backend": "torch", "device": "cpu", "tile": 64}  # one runner per Deblur call: a new tile each
+    weights = str(save_model(ARVo(ARVoConfig.tiny()), tmp_path / "w.safetensors"))
+    vs.core.arvo.Deblur(clip, weights=weights, compile=1, compile_mode="max-autotune", **on_cpu)
+    vsarvo.Deblur(clip, weights=weights, compile=True, compile_mode="reduce-overhead", **{**on_cpu, "tile": 32})
+    assert modes == ["max-autotune", "reduce-overhead"]

@@ -154,7 +154,7 @@ def _backend_options(backend: Any, flat: dict[str, Any]) -> BackendOptions:
     for name in ("compile", "channels_last"):
         if name in given:
             given[name] = _flag(name, given[name])
-    for name in ("device", "precision", "cache_dir"):
+    for name in ("device", "precision", "compile_mode", "cache_dir"):
         if name in given:
             given[name] = _text(name, given[name])
     try:
@@ -444,6 +444,7 @@ def Deblur(
     sc_threshold: float = DEFAULT_SC_THRESHOLD,
     streams: int = 1,
     compile: bool | None = None,
+    compile_mode: str | None = None,
     channels_last: bool | None = None,
     threads: int | None = None,
     workspace: int | None = None,
@@ -480,8 +481,10 @@ def Deblur(
         sc_threshold: the built-in measure's threshold: mean absolute difference of the first plane
             (luma for YUV) between consecutive frames, in [0, 1].
         streams: model calls at once (CPU: torch's threads are split between them).
-        compile, channels_last (torch: torch.compile; NHWC), threads (ort: threads per session), workspace,
-            optimization_level (trt: MiB, 0-5), cache_dir (ort, trt: cached graphs and engines): backend options.
+        compile, compile_mode, channels_last (torch: torch.compile; its mode, one of "default",
+            "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs", which needs compile=True;
+            NHWC), threads (ort: threads per session), workspace, optimization_level (trt: MiB, 0-5),
+            cache_dir (ort, trt: cached graphs and engines): backend options.
         nonfinite: float clips' NaN/+-inf samples: "error" fails every output frame whose window holds
             such a frame, naming it; "replace" sets NaN to 0 and +-inf to the range's ends (see _finite_frame).
 
@@ -496,8 +499,9 @@ def Deblur(
     _check_clip(clip)
     nonfinite = _nonfinite_mode(nonfinite)
     options = _backend_options(backend, {
-        "device": device, "precision": precision, "compile": compile, "channels_last": channels_last, "threads": threads,
-        "workspace": workspace, "optimization_level": optimization_level, "cache_dir": cache_dir})
+        "device": device, "precision": precision, "compile": compile, "compile_mode": compile_mode,
+        "channels_last": channels_last, "threads": threads, "workspace": workspace,
+        "optimization_level": optimization_level, "cache_dir": cache_dir})
     tile, tile_overlap, streams, scene_change = _checked_options(tile, tile_overlap, streams, scene_change,
                                                                  sc_threshold)
     runner = _shared_runner(options, str(_weights_path(_text("weights", weights))), tile, tile_overlap)

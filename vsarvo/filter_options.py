@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from vsarvo.backends.options import BACKENDS, DEFAULT_OPTIMIZATION_LEVEL, DEFAULT_WORKSPACE_MIB, PRECISIONS
+from vsarvo.backends.options import (
+    BACKENDS, COMPILE_MODES, DEFAULT_OPTIMIZATION_LEVEL, DEFAULT_WORKSPACE_MIB, PRECISIONS,
+)
 
 __all__ = [
     "FilterOption", "OPTIONS", "PIXEL_OPTIONS", "DEFAULT_SC_THRESHOLD", "NONFINITE_MODES", "add_arguments",
@@ -68,6 +70,8 @@ OPTIONS: tuple[FilterOption, ...] = (
                  f"luma difference in [0, 1] (default: {DEFAULT_SC_THRESHOLD})", True),
     FilterOption("streams", int, 1, "model calls at once (default: 1)", False),
     FilterOption("compile", bool, None, "torch backend: torch.compile the stage (default: off)", False),
+    FilterOption("compile_mode", str, None, "torch backend: torch.compile's mode, with --compile (default: "
+                 "torch's default mode)", False, COMPILE_MODES),
     FilterOption("channels_last", bool, None, "torch backend: NHWC memory layout (default: on)", False),
     FilterOption("threads", int, None, "ort backend: onnxruntime threads per session (default: one per core)",
                  False),

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Union
 
 __all__ = [
-    "PRECISIONS", "BACKENDS", "Backend", "BackendOptions", "from_flat", "choose_auto", "FLAT_OPTIONS",
-    "DEFAULT_WORKSPACE_MIB", "DEFAULT_OPTIMIZATION_LEVEL",
+    "PRECISIONS", "BACKENDS", "COMPILE_MODES", "Backend", "BackendOptions", "from_flat", "choose_auto",
+    "FLAT_OPTIONS", "DEFAULT_WORKSPACE_MIB", "DEFAULT_OPTIMIZATION_LEVEL",
 ]
 
 # Every precision a backend or an exported graph can run in, best-known first.
@@ -22,6 +22,10 @@ PRECISIONS = ("fp32", "fp16", "bf16")
 
 # The names core.arvo.Deblur's ``backend`` argument takes.
 BACKENDS = ("auto", "torch", "ort", "trt")
+
+# torch.compile's modes (its ``mode`` argument), for Backend.Torch's ``compile_mode``. Kept here, not read
+# from torch, so that command lines can offer them without importing torch.
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 DEFAULT_WORKSPACE_MIB = 4096  # TensorRT builder scratch memory per layer when ``workspace`` is None
 DEFAULT_OPTIMIZATION_LEVEL = 3  # TensorRT's own default; 0 builds fastest, 5 searches longest
@@ -69,6 +73,8 @@ class Backend:
         """PyTorch, eager or ``torch.compile``, on the CPU or a CUDA GPU.
 
         ``compile``: torch.compile the stage (slow first frame of each size, faster later ones).
+        ``compile_mode``: torch.compile's ``mode``, one of ``COMPILE_MODES``; None: torch's default.
+        It needs ``compile=True``: a mode without it is refused rather than turning compilation on.
         ``channels_last``: NHWC weights and activations (faster convolutions on CPU oneDNN and
         CUDA tensor cores, same results to rounding).
         """
@@ -78,6 +84,7 @@ class Backend:
         device: str | None = None
         precision: str | None = None
         compile: bool = False
+        compile_mode: str | None = None
         channels_last: bool = True
 
         def __post_init__(self) -> None:
@@ -85,6 +92,13 @@ class Backend:
             _check_precision(self.precision)
             _check_flag("compile", self.compile)
             _check_flag("channels_last", self.channels_last)
+            if self.compile_mode is not None:
+                if self.compile_mode not in COMPILE_MODES:
+                    raise ValueError(f"compile_mode must be one of {', '.join(COMPILE_MODES)}, "
+                                     f"got {self.compile_mode!r}")
+                if not self.compile:
+                    raise ValueError(f"compile_mode={self.compile_mode!r} needs compile=True: pass compile=True "
+                                     "to torch.compile the stage in that mode")
 
     @dataclass(frozen=True, kw_only=True)
     class ORT:

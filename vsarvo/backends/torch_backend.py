@@ -48,6 +48,12 @@ class TorchRunner(StageRunner):
     On CUDA a frame size that runs out of memory untiled (4K in the paper configuration on a small GPU) is
     run in exact tiles instead, the largest of ``tile_ladder`` that fits; the choice is kept per size and
     said once on stderr. An explicit ``tile`` is never changed: running out of memory with it is an error.
+
+    ``compile=True`` runs ``torch.compile(stage, mode=compile_mode)`` (None: torch's default mode).
+    "reduce-overhead" and, on a GPU, "max-autotune" replay CUDA graphs, which torch records per thread
+    (torch._inductor.cudagraph_trees keeps one graph tree per device in thread-local storage, and
+    serialises captures across threads): with ``streams>1`` every calling thread records its own graphs,
+    so "default" or "max-autotune-no-cudagraphs" are the safer choice there.
     """
 
     name = "torch"
@@ -70,7 +76,8 @@ class TorchRunner(StageRunner):
             # cuDNN runs fp32 convolutions in TF32 by default (10-bit mantissa): on an H200 that put the
             # stage 2e-3 away from the CPU's. fp32 here means fp32; fp16/bf16 are the fast paths.
             torch.backends.cudnn.allow_tf32 = False
-        self._forward = torch.compile(self.stage, dynamic=False) if options.compile else self.stage
+        self._forward = (torch.compile(self.stage, dynamic=False, mode=options.compile_mode) if options.compile
+                         else self.stage)
         if self._cuda:
             torch.cuda.synchronize(dev)  # the layout change ran on the default stream; calls run on their own
         self._free_slots: list[_CallSlot] = []

@@ -39,12 +39,12 @@
 
 /* The signature is fixed here; vsarvo.filter.Deblur takes the same parameters
    (tests/test_plugin.py checks that they agree). */
-#define DEBLUR_ARGS                                                                       \
-    "clip:vnode;weights:data:opt;backend:data:opt;device:data:opt;precision:data:opt;"    \
-    "tile:int:opt;tile_overlap:int:opt;stages:int:opt;scene_change:int:opt;"              \
-    "sc_threshold:float:opt;streams:int:opt;compile:int:opt;channels_last:int:opt;"       \
-    "threads:int:opt;workspace:int:opt;optimization_level:int:opt;cache_dir:data:opt;"    \
-    "nonfinite:data:opt;"
+#define DEBLUR_ARGS                                                                        \
+    "clip:vnode;weights:data:opt;backend:data:opt;device:data:opt;precision:data:opt;"     \
+    "tile:int:opt;tile_overlap:int:opt;stages:int:opt;scene_change:int:opt;"               \
+    "sc_threshold:float:opt;streams:int:opt;compile:int:opt;compile_mode:data:opt;"        \
+    "channels_last:int:opt;threads:int:opt;workspace:int:opt;optimization_level:int:opt;"  \
+    "cache_dir:data:opt;nonfinite:data:opt;"
 #define DEBLUR_RETURN "clip:vnode;"
 #define REGISTER_ARGS "func:func;"
 
