@@ -23,7 +23,7 @@ from typing import Callable
 
 import pytest
 
-from test_remaster import CLI, common, make_video, partials, read_json, wait_for, weights  # noqa: F401
+from test_remaster import CLI, STOPPED_FRAMES, common, make_video, partials, read_json, wait_for, weights  # noqa: F401
 
 pytestmark = pytest.mark.skipif(subprocess.run(["which", "ffmpeg"], capture_output=True).returncode != 0,
                                 reason="needs ffmpeg")
@@ -254,7 +254,7 @@ def test_next_job_removes_what_a_killed_job_left_in_its_folder(tmp_path, common)
 
 @pytest.mark.slow
 def test_sigkilled_deblur_leaves_nothing_after_the_next_run(tmp_path, common):
-    source = make_video(tmp_path / "clip.mkv", frames=48, audio=False)
+    source = make_video(tmp_path / "clip.mkv", frames=STOPPED_FRAMES, audio=False)
     out, temp_dir = tmp_path / "out", tmp_path / "tmpdir"
     temp_dir.mkdir()
     env = {**os.environ, "TMPDIR": str(temp_dir)}

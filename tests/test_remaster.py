@@ -43,6 +43,12 @@ ROOT = Path(__file__).resolve().parents[1]
 # ffprobe's "Invalid data" into our "no video stream" (seen once in CI).
 NOT_A_VIDEO = b"this is not a video\n" * 200
 
+# Frames of a clip whose run a test stops (signal, SIGKILL) once its partial output appears. ffmpeg
+# creates that file only after it has read the first frames of vspipe's stream: a 24-frame clip's
+# partial existed for 0.4 s at the end of a 9 s run (loaded 2-core machine), so the job could finish
+# before the test's signal reached it. 120 frames leave seconds of encoding after the partial appears.
+STOPPED_FRAMES = 120
+
 
 def make_video(path: Path, *, frames: int, rate: int = 24, audio: bool = True, codec: str = "libx264",
                pix_fmt: str = "yuv420p", video_filter: str | None = None) -> Path:
@@ -352,7 +358,7 @@ def test_lock_of_a_running_job_refuses_a_second_job(tmp_path, common):
 def test_killed_job_resumes_without_partial_files(tmp_path, common):
     src = tmp_path / "in"
     make_video(src / "a.mkv", frames=10)
-    make_video(src / "b.mkv", frames=24)
+    make_video(src / "b.mkv", frames=STOPPED_FRAMES)
     out = tmp_path / "out"
     with open(tmp_path / "job.log", "w") as log:
         job = subprocess.Popen([*CLI, "remaster", str(src), "--out", str(out), "--jobs", "1", *common],
@@ -370,12 +376,12 @@ def test_killed_job_resumes_without_partial_files(tmp_path, common):
     assert partials(out) == []
     assert {row["key"]: row["status"] for row in read_json(out / "arvo-summary.json")["files"]} == {
         "a.mkv": "skipped", "b.mkv": "done"}
-    assert frame_count(out / "b.mkv") == 24
+    assert frame_count(out / "b.mkv") == STOPPED_FRAMES
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_stops_the_job_with_128_plus_it_and_removes_partial_and_lock(tmp_path, common, signum):
-    source = make_video(tmp_path / "in" / "long.mkv", frames=24)
+    source = make_video(tmp_path / "in" / "long.mkv", frames=STOPPED_FRAMES)
     out = tmp_path / "out"
     with open(tmp_path / "job.log", "w") as log:
         job = subprocess.Popen([*CLI, "remaster", str(source), "--out", str(out), *common],

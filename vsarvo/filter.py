@@ -505,14 +505,19 @@ def Deblur(
     tile, tile_overlap, streams, scene_change = _checked_options(tile, tile_overlap, streams, scene_change,
                                                                  sc_threshold)
     runner = _shared_runner(options, str(_weights_path(_text("weights", weights))), tile, tile_overlap)
-    model_stages = runner.stages
-    if stages is None:
-        stages = model_stages
-    elif isinstance(stages, bool) or not isinstance(stages, int) or not 1 <= stages <= model_stages:
-        raise _error(f"stages must be an integer in 1..{model_stages} (this model's stages), got {stages!r}")
+    stages = _checked_stages(stages, runner.stages)
     _share_cpu_threads(runner, streams)
     return _deblur_graph(clip, _runner_call(runner, streams), stages=stages, scene_change=scene_change,
                          sc_threshold=float(sc_threshold), nonfinite=nonfinite)
+
+
+def _checked_stages(stages: Any, model_stages: int) -> int:
+    """Deblur's ``stages``: None is the model's own count; more than that is refused."""
+    if stages is None:
+        return model_stages
+    if isinstance(stages, bool) or not isinstance(stages, int) or not 1 <= stages <= model_stages:
+        raise _error(f"stages must be an integer in 1..{model_stages} (this model's stages), got {stages!r}")
+    return stages
 
 
 def _nonfinite_mode(value: Any) -> str:
