@@ -169,7 +169,7 @@ def test_cpu_tiny_mode_measures_every_row_and_the_report_renders_them(tmp_path):
     assert fp32["speedup_vs_baseline"] == 1.0
     assert parity["psnr_db"]["bf16"] >= gpu.PARITY_DB and parity["counts"] is True
     for row in (filt, filt_two):
-        assert row["runner"] == "vspipe" and row["frames"] == 6
+        assert row["runner"] == "vspipe" and row["frames"] == gpu.CPU_FILTER_FRAMES
         assert math.isfinite(row["fps_after_warmup"]) and row["fps_after_warmup"] > 0
         assert row["ratio_to_bare"] == pytest.approx(row["fps_after_warmup"] / fp32["output_fps"])
 
