@@ -88,8 +88,9 @@ gpu-ablation-carry: carry/realistic_set.npz
 	rm -rf carry/ablation_footage
 	$(PY) -m vsarvo.training.shards footage --photos $(PHOTOS_DEST) --out carry/ablation_footage --max-mb 12 --workers 2
 
-# What `bash gpu_window.sh` (training, then the benchmark, in one device call) carries: smaller footage
-# shards, so that they, the VapourSynth wheel and the tree stay under 64 MiB (see that script's header).
+# What `bash gpu_window.sh` (training, the benchmark, then the GPU tests, in one device call) carries: smaller
+# footage shards, so that they, the VapourSynth and pytest wheels and the tree stay under 64 MiB (see that
+# script's header).
 .PHONY: gpu-window-carry
 gpu-window-carry: FOOTAGE_MB = 18
 gpu-window-carry: gpu-shards

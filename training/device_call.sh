@@ -19,7 +19,10 @@ travelled_bytes() {
 
 # map_vsarvo: the device image has torch but not this package, so map the checkout's folders in as
 # vsarvo (as setup.py does) in a temporary folder put first on PYTHONPATH; sets VSARVO_MAP (remove it
-# when done) and makes Python's output unbuffered, so a call cut short keeps its log.
+# when done) and makes Python's output unbuffered, so a call cut short keeps its log. PYTHONSAFEPATH
+# keeps `python -m`/`-c` from putting the current folder first on sys.path: run from the repository
+# root, the checkout's vsarvo/ (which has no training/ or export/) would hide the mapped one and
+# `python3 -m vsarvo.training.gpu_segment` would fail with "No module named 'vsarvo.training'".
 map_vsarvo() {
     VSARVO_MAP="$(mktemp -d)"
     mkdir -p "$VSARVO_MAP/vsarvo"
@@ -28,5 +31,18 @@ map_vsarvo() {
     ln -s "$PWD/training" "$VSARVO_MAP/vsarvo/training"
     ln -s "$PWD/export" "$VSARVO_MAP/vsarvo/export"
     export PYTHONPATH="$VSARVO_MAP${PYTHONPATH:+:$PYTHONPATH}"
-    export PYTHONUNBUFFERED=1
+    export PYTHONSAFEPATH=1 PYTHONUNBUFFERED=1
+}
+
+# carried_wheels: installs the wheels a call carries in .whl/ (bench/gpu_wheels.sh: VapourSynth, pytest
+# and what pytest needs; the device image has neither) into /tmp/site, as the device README says, and
+# puts /tmp/site first on PYTHONPATH and PATH. Does nothing without .whl/; returns 1, saying so, when
+# the install fails. bench/gpu_run.sh has the same install inline (its test runs it as the only file of
+# a checkout); tests/test_gpu_window.py checks that the two commands stay the same.
+carried_wheels() {
+    compgen -G ".whl/*.whl" >/dev/null || return 0
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+        || { echo "installing the carried wheels from .whl/ failed" >&2; return 1; }
+    export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+    export PATH="/tmp/site/bin:$PATH"
 }
