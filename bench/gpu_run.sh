@@ -21,12 +21,8 @@ out="${OUT:-bench/results}"
 budget="${BENCH_GPU_BUDGET:-420}"
 mkdir -p "$out"
 
-if compgen -G ".whl/*.whl" >/dev/null; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-        || { echo "gpu_run: installing the carried wheels from .whl/ failed" >&2; exit 1; }
-    export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
-    export PATH="/tmp/site/bin:$PATH"
-fi
+source training/device_call.sh
+carried_wheels || { echo "gpu_run: see above" >&2; exit 1; }
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
 

@@ -240,6 +240,8 @@ def test_run_script_installs_the_carried_wheels_and_writes_under_out(tmp_path):
     root = tmp_path / "checkout"
     (root / "bench").mkdir(parents=True)
     (root / "bench" / "gpu_run.sh").write_text(RUN_SCRIPT.read_text())
+    (root / "training").mkdir()
+    (root / "training" / "device_call.sh").write_text((REPO_ROOT / "training" / "device_call.sh").read_text())
     (root / ".whl").mkdir()
     (root / ".whl" / "vapoursynth-81-cp312-abi3-manylinux_2_28_x86_64.whl").write_bytes(b"")
     bin_dir = tmp_path / "bin"

@@ -97,7 +97,7 @@ def test_the_tests_run_on_the_carried_wheels_and_the_mapped_package(tmp_path):
     assert done.returncode == 0, done.stderr
     installs = [line.split(" ARGS=")[1] for line in log if "-m pip install" in line]
     tests = next(line for line in log if "-m pytest" in line)
-    # The benchmark's install (inline in gpu_run.sh) and the tests' (carried_wheels) are one command.
+    # The benchmark and the tests install the carried wheels with the same command (carried_wheels).
     assert len(installs) == 2 and installs[0] == installs[1]
     assert installs[1].endswith(".whl/vapoursynth-81-cp312-abi3-manylinux_2_28_x86_64.whl")
     safepath, pythonpath = re.fullmatch(r"SAFEPATH=(\S*) PYTHONPATH=(\S*) ARGS=.*", tests).groups()

@@ -37,8 +37,7 @@ map_vsarvo() {
 # carried_wheels: installs the wheels a call carries in .whl/ (bench/gpu_wheels.sh: VapourSynth, pytest
 # and what pytest needs; the device image has neither) into /tmp/site, as the device README says, and
 # puts /tmp/site first on PYTHONPATH and PATH. Does nothing without .whl/; returns 1, saying so, when
-# the install fails. bench/gpu_run.sh has the same install inline (its test runs it as the only file of
-# a checkout); tests/test_gpu_window.py checks that the two commands stay the same.
+# the install fails. bench/gpu_run.sh and gpu_window.sh's test step both call it.
 carried_wheels() {
     compgen -G ".whl/*.whl" >/dev/null || return 0
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
