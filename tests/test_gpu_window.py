@@ -164,3 +164,26 @@ def test_what_travelled_over_the_limit_stops_before_any_work(tmp_path, limit):
     assert done.returncode == 2
     assert "make gpu-window-carry" in done.stderr
     assert log == []
+
+
+def test_the_mapped_package_imports_where_vsarvo_is_not_installed(tmp_path):
+    # The device image has torch but not vsarvo. Its stand-in here: this interpreter without its site
+    # machinery (-S: the editable install's finder never loads), with the site-packages entries other
+    # than vsarvo's on PYTHONPATH. Run from the repository root, as a device call is, the checkout's
+    # vsarvo/ (no training/) must not hide the mapped package.
+    packages = tmp_path / "site-packages"
+    packages.mkdir()
+    for entry in Path(site.getsitepackages()[0]).iterdir():
+        if not entry.name.startswith(("vsarvo", "__editable__")) and entry.suffix != ".pth":
+            (packages / entry.name).symlink_to(entry)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").write_text(f'#!/bin/sh\nexec {sys.executable} -S "$@"\n')
+    (bin_dir / "python3").chmod(0o755)
+    command = ('source training/device_call.sh && map_vsarvo && PYTHONPATH="$PYTHONPATH:$SITE" '
+               'python3 -c "import vsarvo.training.gpu_segment, vsarvo.export.onnx_export, vsarvo; '
+               'print(vsarvo.__path__[0])"; status=$?; rm -rf "$VSARVO_MAP"; exit $status')
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "SITE": str(packages), "PYTHONPATH": ""}
+    done = subprocess.run(["bash", "-c", command], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert Path(done.stdout.strip()).parent != REPO_ROOT  # the mapped folder, not the checkout's vsarvo/
