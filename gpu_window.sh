@@ -42,14 +42,9 @@ max_mib="${WINDOW_MAX_MIB:-63}"
 mkdir -p "$out/train" "$out/bench"
 
 source training/device_call.sh
-read -r tree_bytes carried_bytes < <(travelled_bytes carry/footage_shards .whl)
-total_mib=$(( (tree_bytes + carried_bytes) / 1048576 ))
-echo "gpu_window.sh: tree $((tree_bytes / 1048576)) MiB + carried $((carried_bytes / 1048576)) MiB = $total_mib MiB;" \
-    "training ${train_s} s, then benchmark ${bench_s} s, then GPU tests ${tests_s} s" >&2
-if [ "$total_mib" -gt "$max_mib" ]; then
-    echo "gpu_window.sh: $total_mib MiB is over $max_mib MiB: re-make the footage shards smaller (make gpu-window-carry)" >&2
-    exit 2
-fi
+check_travelled gpu_window.sh "$max_mib" "re-make the footage shards smaller (make gpu-window-carry)" /dev/null \
+    carry/footage_shards .whl >&2 || exit 2
+echo "gpu_window.sh: training ${train_s} s, then benchmark ${bench_s} s, then GPU tests ${tests_s} s" >&2
 
 # 1. Training. Its own size check counts only the footage shards; the whole was checked above.
 OUT="$out/train" GPU_SEGMENT_BUDGET="$train_s" GPU_SEGMENT_MAX_MIB="$max_mib" bash training/gpu_segment.sh

@@ -17,6 +17,22 @@ travelled_bytes() {
     echo "$tree $carried"
 }
 
+# check_travelled NAME MAX_MIB FIX LOG PATH...: the size check every device script makes before it
+# starts. Writes "NAME: tree T MiB + carried C MiB = S MiB" (travelled_bytes of PATH...) to stdout and
+# into LOG (started afresh); when S is over MAX_MIB, also "NAME: S MiB is over MAX_MIB MiB: FIX" to
+# stderr and LOG, and returns 2.
+check_travelled() {
+    local name=$1 max=$2 fix=$3 log=$4 tree carried total
+    shift 4
+    read -r tree carried < <(travelled_bytes "$@")
+    total=$(( (tree + carried) / 1048576 ))
+    echo "$name: tree $((tree / 1048576)) MiB + carried $((carried / 1048576)) MiB = $total MiB" | tee "$log"
+    if [ "$total" -gt "$max" ]; then
+        echo "$name: $total MiB is over $max MiB: $fix" | tee -a "$log" >&2
+        return 2
+    fi
+}
+
 # map_vsarvo: the device image has torch but not this package, so map the checkout's folders in as
 # vsarvo (as setup.py does) in a temporary folder put first on PYTHONPATH; sets VSARVO_MAP (remove it
 # when done) and makes Python's output unbuffered, so a call cut short keeps its log. PYTHONSAFEPATH

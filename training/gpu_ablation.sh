@@ -59,14 +59,10 @@ for carried in "$footage" "$realistic"; do
 done
 
 source training/device_call.sh
-read -r tree_bytes carried_bytes < <(travelled_bytes "$footage" "$realistic")
-total_mib=$(( (tree_bytes + carried_bytes) / 1048576 ))
-echo "gpu_ablation.sh: tree $((tree_bytes / 1048576)) MiB + footage $(( $(du -sb "$footage" | awk '{print $1}') / 1048576 )) MiB" \
-     "+ realistic set $(( $(du -sb "$realistic" | awk '{print $1}') / 1048576 )) MiB = $total_mib MiB" | tee "$log"
-if [ "$total_mib" -gt "${GPU_ABLATION_MAX_MIB:-60}" ]; then
-    echo "gpu_ablation.sh: $total_mib MiB is over ${GPU_ABLATION_MAX_MIB:-60} MiB: render $footage with a smaller --max-mb" | tee -a "$log" >&2
-    exit 2
-fi
+check_travelled gpu_ablation.sh "${GPU_ABLATION_MAX_MIB:-60}" "render $footage with a smaller --max-mb" \
+    "$log" "$footage" "$realistic" || exit 2
+echo "gpu_ablation.sh: carried: footage $(( $(du -sb "$footage" | awk '{print $1}') / 1048576 )) MiB" \
+     "+ realistic set $(( $(du -sb "$realistic" | awk '{print $1}') / 1048576 )) MiB" | tee -a "$log"
 
 map_vsarvo
 work="$(mktemp -d)"

@@ -59,14 +59,8 @@ source training/device_call.sh
 mix=()
 if [ -d "$footage" ]; then mix=(--carried-shards "$footage" --crop 96); fi
 
-read -r tree_bytes carried_bytes < <(travelled_bytes "$realistic" ${mix[@]:+"$footage"})
-total_mib=$(( (tree_bytes + carried_bytes) / 1048576 ))
-echo "gpu_capacity.sh: tree $((tree_bytes / 1048576)) MiB + carried $((carried_bytes / 1048576)) MiB = $total_mib MiB" \
-    | tee "$log"
-if [ "$total_mib" -gt "${CAPACITY_MAX_MIB:-60}" ]; then
-    echo "gpu_capacity.sh: $total_mib MiB is over ${CAPACITY_MAX_MIB:-60} MiB: render the footage shards with a smaller --max-mb" >&2
-    exit 2
-fi
+check_travelled gpu_capacity.sh "${CAPACITY_MAX_MIB:-60}" "render the footage shards with a smaller --max-mb" \
+    "$log" "$realistic" ${mix[@]:+"$footage"} || exit 2
 
 map_vsarvo
 { nvidia-smi --query-gpu=name,memory.total,clocks.sm --format=csv 2>/dev/null || true; } >>"$log"

@@ -44,14 +44,8 @@ footage="${GPU_SEGMENT_FOOTAGE:-carry/footage_shards}"
 mix=()
 if [ -d "$footage" ]; then mix=(--carried-shards "$footage" --crop 96); fi
 
-read -r tree_bytes carried_bytes < <(travelled_bytes "$footage")
-total_mib=$(( (tree_bytes + carried_bytes) / 1048576 ))
-echo "gpu_segment.sh: tree $((tree_bytes / 1048576)) MiB + carried $((carried_bytes / 1048576)) MiB = $total_mib MiB" \
-    | tee "$out/train_log.txt"
-if [ "$total_mib" -gt "${GPU_SEGMENT_MAX_MIB:-60}" ]; then
-    echo "gpu_segment.sh: $total_mib MiB is over ${GPU_SEGMENT_MAX_MIB:-60} MiB: render the footage shards with a smaller --max-mb" >&2
-    exit 2
-fi
+check_travelled gpu_segment.sh "${GPU_SEGMENT_MAX_MIB:-60}" "render the footage shards with a smaller --max-mb" \
+    "$out/train_log.txt" "$footage" || exit 2
 
 map_vsarvo
 { nvidia-smi --query-gpu=name,memory.total,clocks.sm --format=csv 2>/dev/null || true; } >>"$out/train_log.txt"
