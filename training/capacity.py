@@ -58,6 +58,8 @@ import torch
 
 from vsarvo.atomic import atomic_path, write_text_atomic
 
+from .gpu_segment import add_data_arguments, check_data_arguments
+
 __all__ = ["MAX_WEIGHT_BYTES", "check_limits", "parse_grow", "candidate_configs", "weight_bytes", "winner_checkpoint",
            "run_capacity", "plot_capacity", "read_returned", "cpu_ms_per_frame", "decide", "markdown_table", "report",
            "main"]
@@ -479,19 +481,9 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--reserve", type=float, default=20.0, help="seconds kept for the last scoring and writing")
     d.add_argument("--points", type=int, default=4, help="scorings of each candidate after the start")
     d.add_argument("--warmup", type=int, default=5, help="first steps of each candidate left out of the GPU seconds")
-    d.add_argument("--batch-size", type=int, default=128)
-    d.add_argument("--crop", type=int, default=128)
-    d.add_argument("--precision", default="bf16")
     d.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False,
                    help="torch.compile both (off: compiling two models takes a large share of one call)")
-    d.add_argument("--device", help="default: the GPU when there is one")
-    d.add_argument("--shards", help="pre-rendered shards to train from (default: rendered during the run)")
-    d.add_argument("--carried-shards", help="footage shards carried with the call, mixed into every batch")
-    d.add_argument("--footage-share", type=float, default=0.6, help="share of each batch from --carried-shards")
-    d.add_argument("--clips", type=int, default=1024, help="clips the background renderer writes")
-    d.add_argument("--render-workers", type=int, default=14)
-    d.add_argument("--per-shard", type=int, default=16)
-    d.add_argument("--work", help="folder for the run's scratch files (default: the system's temp folder)")
+    add_data_arguments(d)
     r = sub.add_parser("report", help="check the returned files, measure CPU time, write the result here")
     r.add_argument("folder", help="the folder holding the returned capacity.json and run.tar.NNN")
     r.add_argument("--out", required=True, help="where capacity.json, capacity.md and winner.safetensors go")
@@ -505,14 +497,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _check_device_args(args: argparse.Namespace) -> None:
-    for name in ("budget", "points", "clips", "render_workers", "per_shard", "batch_size", "crop"):
-        if not getattr(args, name) > 0:
-            raise ValueError(f"--{name.replace('_', '-')} {getattr(args, name)} is out of range: give a positive value")
-    if args.warmup < 0 or not 0 <= args.footage_share <= 1:
-        raise ValueError("--warmup must be >= 0 and --footage-share in [0, 1]")
-    if args.carried_shards and not Path(args.carried_shards).is_dir():
-        raise ValueError(f"--carried-shards {args.carried_shards} is not a folder: render it with "
-                         "`python -m vsarvo.training.shards footage --out DIR` and carry it")
+    check_data_arguments(args, positive=("budget", "points", "batch_size", "crop"))
+    if args.warmup < 0:
+        raise ValueError(f"--warmup {args.warmup} is out of range: give 0 or more")
     args.grow = args.grow or ["recon_width=32"]
 
 

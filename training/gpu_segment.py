@@ -42,7 +42,8 @@ from typing import Any, Sequence
 from vsarvo.atomic import atomic_path, write_text_atomic
 
 __all__ = ["PART_BYTES", "BUNDLED", "SLIM_BUNDLED", "ON_DEVICE", "config_from_checkpoint", "slim_checkpoint", "bundle", "unpack",
-           "join", "start_renderer", "wait_for_shard", "data_record", "run_segment", "main"]
+           "join", "start_renderer", "wait_for_shard", "data_record", "run_segment", "add_data_arguments",
+           "check_data_arguments", "main"]
 
 PART_BYTES = 15 * 2**20
 BUNDLED = ("checkpoint.pt", "arvo.safetensors", "best.safetensors", "history.json", "train_config.json")
@@ -238,6 +239,35 @@ def _train_and_write(args: argparse.Namespace, cfg: Any, work: Path, start: floa
     return record
 
 
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every device training call takes (``gpu_segment run``, ``capacity device``): batch,
+    crop, precision, device, the shard sources and the background renderer."""
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--crop", type=int, default=128)
+    parser.add_argument("--precision", default="bf16")
+    parser.add_argument("--device", help="default: the GPU when there is one")
+    parser.add_argument("--shards", help="pre-rendered shards to train from (default: rendered during the run)")
+    parser.add_argument("--carried-shards", help="footage shards carried with the call, mixed into every batch")
+    parser.add_argument("--footage-share", type=float, default=0.6, help="share of each batch from --carried-shards")
+    parser.add_argument("--clips", type=int, default=1024, help="clips the background renderer writes")
+    parser.add_argument("--render-workers", type=int, default=14)
+    parser.add_argument("--per-shard", type=int, default=16)
+    parser.add_argument("--work", help="folder for the run's scratch files (default: the system's temp folder)")
+
+
+def check_data_arguments(args: argparse.Namespace, positive: Sequence[str] = ()) -> None:
+    """``add_data_arguments``' values checked (the renderer's counts and ``positive``, further option names,
+    above 0; the footage share in [0, 1]; the carried shards a folder); ValueError names the fix."""
+    for name in ("clips", "render_workers", "per_shard", *positive):
+        if not getattr(args, name) > 0:
+            raise ValueError(f"--{name.replace('_', '-')} {getattr(args, name)} is out of range: give a positive value")
+    if not 0 <= args.footage_share <= 1:
+        raise ValueError(f"--footage-share {args.footage_share} is out of range: give a share in [0, 1]")
+    if args.carried_shards and not Path(args.carried_shards).is_dir():
+        raise ValueError(f"--carried-shards {args.carried_shards} is not a folder: render it with "
+                         "`python -m vsarvo.training.shards footage --out DIR` and carry it")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m vsarvo.training.gpu_segment", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -247,18 +277,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, help="folder for the (at most 8) files that come back")
     r.add_argument("--budget", type=float, default=500.0, help="seconds from start to the written outputs")
     r.add_argument("--reserve", type=float, default=45.0, help="seconds kept for the last validation and writing")
-    r.add_argument("--batch-size", type=int, default=128)
-    r.add_argument("--crop", type=int, default=128)
-    r.add_argument("--precision", default="bf16")
     r.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True)
-    r.add_argument("--device", help="default: the GPU when there is one")
-    r.add_argument("--shards", help="pre-rendered shards to train from (default: rendered during the run)")
-    r.add_argument("--carried-shards", help="footage shards carried with the call, mixed into every batch")
-    r.add_argument("--footage-share", type=float, default=0.6, help="share of each batch from --carried-shards")
-    r.add_argument("--clips", type=int, default=1024, help="clips the background renderer writes")
-    r.add_argument("--render-workers", type=int, default=14)
-    r.add_argument("--per-shard", type=int, default=16)
-    r.add_argument("--work", help="folder for the run's scratch files (default: the system's temp folder)")
+    add_data_arguments(r)
     r.add_argument("--slim", action="store_true",
                    help="return the checkpoint without the optimisers' moments (the next segment starts them afresh) "
                         "and no separate weight files: for a model whose full bundle would not fit what a call returns")
@@ -277,14 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.action == "join":
             join(Path(args.folder), Path(args.into), Path(args.run) if args.run else None)
             return 0
-        for name in ("budget", "clips", "render_workers", "per_shard"):
-            if not getattr(args, name) > 0:
-                raise ValueError(f"--{name.replace('_', '-')} {getattr(args, name)} is out of range: give a positive value")
-        if not 0 <= args.footage_share <= 1:
-            raise ValueError(f"--footage-share {args.footage_share} is out of range: give a share in [0, 1]")
-        if args.carried_shards and not Path(args.carried_shards).is_dir():
-            raise ValueError(f"--carried-shards {args.carried_shards} is not a folder: render it with "
-                             "`python -m vsarvo.training.shards footage --out DIR` and carry it")
+        check_data_arguments(args, positive=("budget",))
         record = run_segment(args)
     except (ValueError, FileNotFoundError) as exc:
         print(f"gpu_segment: {exc}", file=sys.stderr)
