@@ -292,7 +292,7 @@ def _compare(args: argparse.Namespace, trainers: dict[str, Any], realistic: tupl
 def run_capacity(args: argparse.Namespace) -> dict[str, Any]:
     """Set up both candidates and compare them, writing ``args.out`` as the comparison goes."""
     from .eval import Video
-    from .gpu_segment import config_from_checkpoint, start_renderer, wait_for_shard
+    from .gpu_segment import config_from_checkpoint, training_shards
     from .loop import pick_device
     from .realistic_eval import load_realistic_set
 
@@ -304,24 +304,18 @@ def run_capacity(args: argparse.Namespace) -> dict[str, Any]:
     configs = candidate_configs(cfg.model, parse_grow(args.grow), args.max_weight_bytes)
     videos, records, spec = load_realistic_set(args.realistic)
     work = Path(tempfile.mkdtemp(prefix="arvo-capacity-", dir=args.work))
-    shard_dir = Path(args.shards) if args.shards else work / "shards"
-    renderer = None if args.shards else start_renderer(args, shard_dir, cfg)
     try:
-        if renderer is not None:
-            wait_for_shard(shard_dir, renderer)
-        device = pick_device(cfg)
-        trainers = _trainers(args, cfg, configs, _shared_bank(args, shard_dir, cfg, device), work)
-        on_device = [Video(v.name, v.blur.to(device), v.sharp.to(device)) for v in videos]
-        record = {"arguments": vars(args), "resumed_step": next(iter(trainers.values())).step_index,
-                  "realistic_set": dataclasses.asdict(spec), "realistic_clips": len(videos),
-                  "warmup_steps": args.warmup, "batch_size": cfg.batch_size, "crop": cfg.crop, "lr": cfg.lr,
-                  "precision": cfg.precision, "start_scores": {}, "candidates": {}}
-        _compare(args, trainers, (on_device, records, spec), record, start, work)
-        return record
+        with training_shards(args, work, cfg) as shard_dir:
+            device = pick_device(cfg)
+            trainers = _trainers(args, cfg, configs, _shared_bank(args, shard_dir, cfg, device), work)
+            on_device = [Video(v.name, v.blur.to(device), v.sharp.to(device)) for v in videos]
+            record = {"arguments": vars(args), "resumed_step": next(iter(trainers.values())).step_index,
+                      "realistic_set": dataclasses.asdict(spec), "realistic_clips": len(videos),
+                      "warmup_steps": args.warmup, "batch_size": cfg.batch_size, "crop": cfg.crop, "lr": cfg.lr,
+                      "precision": cfg.precision, "start_scores": {}, "candidates": {}}
+            _compare(args, trainers, (on_device, records, spec), record, start, work)
+            return record
     finally:
-        if renderer is not None and renderer.poll() is None:
-            renderer.terminate()
-            renderer.wait(timeout=30)
         shutil.rmtree(work, ignore_errors=True)
 
 

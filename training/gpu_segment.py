@@ -25,6 +25,7 @@ its checkpoint that run's rolling.pt and appends the record to its segments.json
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -37,12 +38,12 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from vsarvo.atomic import atomic_path, write_text_atomic
 
 __all__ = ["PART_BYTES", "BUNDLED", "SLIM_BUNDLED", "ON_DEVICE", "config_from_checkpoint", "slim_checkpoint", "bundle", "unpack",
-           "join", "start_renderer", "wait_for_shard", "data_record", "run_segment", "add_data_arguments",
+           "join", "training_shards", "data_record", "run_segment", "add_data_arguments",
            "check_data_arguments", "main"]
 
 PART_BYTES = 15 * 2**20
@@ -172,6 +173,24 @@ def wait_for_shard(folder: Path, renderer: subprocess.Popen[bytes], timeout: flo
         time.sleep(0.5)
 
 
+@contextlib.contextmanager
+def training_shards(args: argparse.Namespace, work: Path, cfg: Any) -> Iterator[Path]:
+    """The folder a device call trains from: ``args.shards``, or ``work/shards`` filled by a background
+    renderer (``start_renderer``) that has written its first shard; the renderer is stopped on exit."""
+    if args.shards:
+        yield Path(args.shards)
+        return
+    folder = work / "shards"
+    renderer = start_renderer(args, folder, cfg)
+    try:
+        wait_for_shard(folder, renderer)
+        yield folder
+    finally:
+        if renderer.poll() is None:
+            renderer.terminate()
+            renderer.wait(timeout=30)
+
+
 def _measure(trainer: Any) -> dict[str, Any]:
     """The device's bf16 matrix rate and one training sample's FLOPs (on two samples of the bank)."""
     from .data.run_data import fetch_batch
@@ -205,12 +224,8 @@ def _train_and_write(args: argparse.Namespace, cfg: Any, work: Path, start: floa
     from .throughput import device_report
 
     out, resume = Path(args.out), Path(args.resume)
-    shard_dir = Path(args.shards) if args.shards else work / "shards"
-    cfg = dataclasses.replace(cfg, out_dir=str(work / "run"), shards=str(shard_dir))
-    renderer = None if args.shards else start_renderer(args, shard_dir, cfg)
-    try:
-        if renderer is not None:
-            wait_for_shard(shard_dir, renderer)
+    with training_shards(args, work, cfg) as shard_dir:
+        cfg = dataclasses.replace(cfg, out_dir=str(work / "run"), shards=str(shard_dir))
         trainer = Trainer(cfg, command=_command(args))
         trainer.load_checkpoint(resume)
         measured = _measure(trainer)
@@ -220,10 +235,6 @@ def _train_and_write(args: argparse.Namespace, cfg: Any, work: Path, start: floa
         log(f"resumed at step {trainer.step_index}; training for {trainer.cfg.time_limit:.0f} s "
             f"(setup took {time.time() - start:.0f} s)")
         trainer.fit()
-    finally:
-        if renderer is not None and renderer.poll() is None:
-            renderer.terminate()
-            renderer.wait(timeout=30)
     from .segments import read_segments
 
     record = read_segments(trainer.out_dir / "segments.jsonl")[-1]
